@@ -165,7 +165,11 @@ def test_killed_synthesis_resumes_to_the_same_result(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("stage", "layer", "lr", "iterations"),
-    [("early", "net._swish@0", 0.01, 150), ("middle", "net._blocks.7", 0.03, 300), ("late", "net._blocks.15", 0.03, 400)],
+    [
+        ("early", "net._swish@0", 0.01, 150),
+        ("middle", "net._blocks.7", 0.03, 300),
+        ("late", "net._blocks.15", 0.03, 400),
+    ],
 )
 def test_pretrained_cnn_metamers_match_their_layer(lite0, photos128, stage, layer, lr, iterations):
     r = synthesize(lite0.module, photos128, layer, iterations=iterations, lr=lr, schedule="constant")

@@ -73,7 +73,7 @@ class ReluRecorder(TorchFunctionMode):
         super().__init__()
         self.calls: list[tuple[torch.Tensor, torch.Tensor]] = []
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, D105
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         if is_relu_call(func, args, kwargs) and isinstance(out, torch.Tensor):
@@ -89,7 +89,7 @@ class LinearGradSwap(TorchFunctionMode):
         self.index = index
         self.seen = 0
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, D105
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if not is_relu_call(func, args, kwargs):
             return func(*args, **kwargs)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["white_noise", "gaussian_noise", "pink_noise", "rms"]
+__all__ = ["gaussian_noise", "pink_noise", "rms", "white_noise"]
 
 
 def _generator(seed: int | torch.Generator) -> torch.Generator:

@@ -6,7 +6,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 
-__all__ = ["SynthesisSettings", "PRESETS"]
+__all__ = ["PRESETS", "SynthesisSettings"]
 
 LOSSES = ("squared_error", "mse", "normalized")
 OPTIMIZERS = ("adam", "l2_step")

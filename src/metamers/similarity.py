@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["rank", "spearman", "pearson", "snr_db"]
+__all__ = ["pearson", "rank", "snr_db", "spearman"]
 
 
 def _rows(x: torch.Tensor) -> torch.Tensor:

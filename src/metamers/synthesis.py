@@ -26,7 +26,7 @@ from metamers.settings import SynthesisSettings
 from metamers.similarity import spearman
 from metamers.taps import Taps, frozen
 
-__all__ = ["synthesize", "SynthesisResult", "item_losses", "CheckpointMismatch"]
+__all__ = ["CheckpointMismatch", "SynthesisResult", "item_losses", "synthesize"]
 
 
 class CheckpointMismatch(RuntimeError):
@@ -65,12 +65,20 @@ class _L2Step(torch.optim.Optimizer):
         super().__init__(params, {"lr": lr})
 
     @torch.no_grad()
-    def step(self, closure: None = None) -> None:  # noqa: D102
+    def step(self, closure: None = None) -> None:
         for group in self.param_groups:
             for p in group["params"]:
                 g = p.grad
                 norm = g.flatten(1).norm(dim=1).view(-1, *([1] * (g.dim() - 1)))
                 p.add_(g / (norm + 1e-10), alpha=-group["lr"])
+
+
+def _adam(params: list[torch.Tensor], lr: float) -> torch.optim.Adam:
+    """Adam, fused where this torch supports it for the device (an order of magnitude faster on CPU)."""
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, ValueError):
+        return torch.optim.Adam(params, lr=lr)
 
 
 @dataclass
@@ -344,7 +352,7 @@ def _optimise(
     n = x0.shape[0]
     x = x0.clone().to(device).requires_grad_(True)
     opt: torch.optim.Optimizer
-    opt = torch.optim.Adam([x], lr=s.lr) if s.optimizer == "adam" else _L2Step([x], lr=s.lr)
+    opt = _adam([x], s.lr) if s.optimizer == "adam" else _L2Step([x], lr=s.lr)
     bshape = (n,) + (1,) * (x.dim() - 1)
     active = torch.ones(n, dtype=torch.bool, device=device)
     stop_iteration = [s.iterations] * n
@@ -398,15 +406,19 @@ def _optimise(
     t0 = time.perf_counter()
     it = start
     finished = not bool(active.any())
+    all_active = bool(active.all())
     try:
         while it < s.iterations and not finished:
             for group in opt.param_groups:
                 group["lr"] = s.lr_at(it)
             acts = taps(x)[layer]
             losses = item_losses(acts, target, s.loss)
-            total = torch.where(active, losses, torch.zeros_like(losses)).sum()
-            (grad,) = torch.autograd.grad(total, x)
-            x.grad = torch.where(active.view(bshape), grad, torch.zeros_like(grad))
+            if all_active:  # known on the host: no masking, no synchronisation
+                (x.grad,) = torch.autograd.grad(losses.sum(), x)
+            else:
+                total = torch.where(active, losses, torch.zeros_like(losses)).sum()
+                (grad,) = torch.autograd.grad(total, x)
+                x.grad = torch.where(active.view(bshape), grad, torch.zeros_like(grad))
             opt.step()
             x.grad = None
             if s.bounds is not None:
@@ -422,6 +434,7 @@ def _optimise(
                 seen = _check(losses, active, x, snapshot, snapshot_it, opt, it, s, stop_iteration, stop_reason)
                 snapshot, snapshot_it = x.detach().clone(), it
                 finished = not bool(active.any())
+                all_active = bool(active.all())
                 bar.update(it - bar.n)
                 bar.set_postfix_str(f"median loss {float(seen.nanmedian()):.4g}")
             if ckpt is not None and it % checkpoint_every == 0:
@@ -496,7 +509,7 @@ def _check(
     return host
 
 
-def _progress_bar(total: int, initial: int, layer: str, show: bool):  # noqa: ANN202
+def _progress_bar(total: int, initial: int, layer: str, show: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, desc=f"metamers @ {layer}", disable=not show, unit="it", leave=False)

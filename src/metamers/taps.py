@@ -21,7 +21,7 @@ from torch import nn
 
 from metamers._relu import LinearGradSwap, ReluRecorder
 
-__all__ = ["Layer", "LayerError", "Taps", "capture", "list_layers", "frozen"]
+__all__ = ["Layer", "LayerError", "Taps", "capture", "frozen", "list_layers"]
 
 OUTPUT = "output"
 
@@ -287,7 +287,7 @@ class Taps:
         return self.linear_grad is not None and self._by_name(self.linear_grad).relu
 
     def _by_name(self, name: str) -> Layer:
-        for lay, n in zip(self._picked, self.names):
+        for lay, n in zip(self._picked, self.names, strict=True):
             if n == name:
                 return lay
         raise KeyError(name)
@@ -300,14 +300,9 @@ class Taps:
         finally:
             self.model.train(was_training)
         self._picked = _resolve(self._layers, self.names)
-
-    def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Run the model on ``x`` and return ``{layer name: activations}``."""
-        if self._layers is None:
-            self._setup(x)
-        wanted: dict[tuple[nn.Module, int], tuple[str, Layer]] = {}
         modules = dict(self.model.named_modules())
-        for name, lay in zip(self.names, self._picked):
+        wanted: dict[tuple[nn.Module, int], tuple[str, Layer]] = {}
+        for name, lay in zip(self.names, self._picked, strict=True):
             wanted[(modules[lay.module], lay.call)] = (name, lay)
         last = max(self._picked, key=lambda lay: lay.order)
         swap_at = None
@@ -315,6 +310,13 @@ class Taps:
             lay = self._by_name(self.linear_grad)
             if lay.relu:
                 swap_at = (modules[lay.module], lay.call, lay.relu_index)
+        self._plan = (wanted, last, swap_at)
+
+    def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Run the model on ``x`` and return ``{layer name: activations}``."""
+        if self._layers is None:
+            self._setup(x)
+        wanted, last, swap_at = self._plan
 
         counts: Counter[nn.Module] = Counter()
         out: dict[str, torch.Tensor] = {}

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-__all__ = ["ZooModel", "Normalize", "Preprocessed", "wrap"]
+__all__ = ["Normalize", "Preprocessed", "ZooModel", "wrap"]
 
 
 class Normalize(nn.Module):
@@ -25,7 +25,7 @@ class Normalize(nn.Module):
         self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
 
 
@@ -37,7 +37,7 @@ class Preprocessed(nn.Module):
         self.preprocess = preprocess
         self.net = net
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(self.preprocess(x))
 
 

