@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from metamers.models import load
+from metamers.similarity import spearman
 from metamers.stimuli import load_photos
 from metamers.synthesis import SynthesisResult, synthesize
 
@@ -104,6 +105,7 @@ def run_demo(
             )  # fmt: skip
             result.save(result_path)
         labels = zoo.predict(result.metamers)
+        pixel_rho = spearman(result.metamers, x)
         columns[f"{stage}\n({layer})"] = result.metamers
         notes[f"{stage}\n({layer})"] = [
             f"rho {float(r):.3f} · {zoo.labels[int(lab)][:16]}" for r, lab in zip(result.layer_rho, labels, strict=True)
@@ -116,6 +118,7 @@ def run_demo(
                     "layer": layer,
                     "photo": name,
                     "rho_at_layer": round(float(result.layer_rho[i]), 4),
+                    "rho_pixels": round(float(pixel_rho[i]), 4),
                     "final_loss": float(result.final_loss[i]),
                     "label_original": zoo.labels[int(original_labels[i])],
                     "label_metamer": zoo.labels[int(labels[i])],
@@ -146,12 +149,18 @@ def format_summary(summary: dict) -> str:
     """The summary as a terminal table."""
     lines = [
         f"{summary['model']}: {summary['note']}",
-        f"{'stage':8s} {'photo':9s} {'rho@layer':>9s}  {'label of original':22s} {'label of metamer':22s} same",
+        f"{'stage':8s} {'photo':9s} {'rho@layer':>9s} {'rho@pixels':>10s}  {'label of original':22s} "
+        f"{'label of metamer':22s} same",
     ]
     for r in summary["rows"]:
         lines.append(
-            f"{r['stage']:8s} {r['photo']:9s} {r['rho_at_layer']:9.4f}  {r['label_original'][:22]:22s} "
+            f"{r['stage']:8s} {r['photo']:9s} {r['rho_at_layer']:9.4f} {r['rho_pixels']:10.4f}  "
+            f"{r['label_original'][:22]:22s} "
             f"{r['label_metamer'][:22]:22s} {'yes' if r['same_label'] else 'no'}"
         )
+    lines.append(
+        "rho@layer: Spearman rho of metamer and original activations at the generation layer; rho@pixels: the same "
+        "between the images themselves."
+    )
     lines.append(f"grid: {summary['grid']}")
     return "\n".join(lines)

@@ -1,0 +1,92 @@
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from metamers import list_layers, synthesize
+from metamers.cli import main
+from metamers.models import available, load, wrap
+from metamers.stimuli import load_photos
+
+
+def test_lite0_recognizes_natural_photos(lite0):
+    x, _ = load_photos(["chelsea", "coffee", "camera"], size=224)
+    labels = [lite0.labels[i] for i in lite0.predict(x)]
+    assert labels == ["Egyptian cat", "espresso", "tripod"]
+    assert lite0.provenance["sha256"].startswith("579344248a93")
+
+
+def test_lite0_stages_are_layers(lite0):
+    names = {lay.name for lay in list_layers(lite0.module, lite0.example())}
+    assert set(lite0.stages.values()) <= names
+
+
+def test_random_network_is_seeded_and_named():
+    a, b = load("efficientnet-lite0-random"), load("efficientnet-lite0-random")
+    assert a.name == "efficientnet-lite0-random" and a.provenance == {"weights": "random initialization", "seed": 0}
+    assert torch.equal(a.module.net._fc.weight, b.module.net._fc.weight)
+
+
+def test_unknown_model_suggests_names():
+    with pytest.raises(KeyError, match="Did you mean efficientnet-lite0"):
+        load("efficientnet-lit0")
+
+
+def test_every_registered_model_says_whether_it_is_available():
+    rows = {name: ok for name, ok, _, _ in available()}
+    assert rows["efficientnet-lite0"] and rows["efficientnet-lite0-random"]
+
+
+def test_bring_your_own_model_works_end_to_end():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    m = wrap(net, input_shape=(3, 16, 16), labels=["a", "b"], mean=[0.5] * 3, std=[0.25] * 3)
+    assert "net.1" in {lay.name for lay in list_layers(m.module, m.example())}
+    r = synthesize(m.module, torch.rand(2, 3, 16, 16), "net.1", iterations=300, lr=0.02)
+    assert (r.layer_rho > 0.9).all() and r.linear_grad_applied
+
+
+def test_cli_layers_marks_relus_and_stages(capsys):
+    assert main(["layers", "efficientnet-lite0", "--stages"]) == 0
+    out = capsys.readouterr().out
+    assert "net._swish@0" in out and "after  stem" in out and "block_4" in out
+
+
+def test_cli_layers_of_any_importable_model(capsys):
+    assert main(["layers", "torchvision.models:alexnet", "--input-shape", "3,64,64"]) == 0
+    out = capsys.readouterr().out
+    assert "features.1" in out and "after" in out
+
+
+def test_cli_unknown_layer_is_one_clear_line():
+    p = subprocess.run(
+        [sys.executable, "-m", "metamers.cli", "synthesize", "efficientnet-lite0", "--layer", "net._blocks.77",
+         "--iterations", "1", "--out", "/nonexistent-not-written"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert p.returncode == 2
+    assert "Traceback" not in p.stderr
+    assert "no layer 'net._blocks.77'" in p.stderr and "net._blocks.7" in p.stderr
+
+
+def test_cli_synthesize_writes_metamers_and_pngs(tmp_path, capsys):
+    out = tmp_path / "o"
+    args = ["synthesize", "efficientnet-lite0", "--layer", "stem", "--photos", "chelsea", "--iterations", "20",
+            "--lr", "0.01", "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    assert (out / "metamers.safetensors").exists() and (out / "chelsea.png").exists()
+    assert "chelsea: Egyptian cat ->" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_demo_runs_and_resumes(tmp_path):
+    from metamers.demo import format_summary, run_demo
+
+    summary = run_demo(out=tmp_path, iterations=20, photos=["chelsea", "coffee"], stages=["block_1"], progress=False)
+    assert (tmp_path / "grid.png").exists() and (tmp_path / "png" / "chelsea_block_1.png").exists()
+    assert len(summary["rows"]) == 2 and summary["rows"][0]["label_original"] == "Egyptian cat"
+    again = run_demo(out=tmp_path, iterations=20, photos=["chelsea", "coffee"], stages=["block_1"], progress=False)
+    assert again["rows"] == summary["rows"]  # the finished stage is loaded, not recomputed
+    assert "rho@pixels" in format_summary(summary)
