@@ -76,7 +76,7 @@ def test_cli_synthesize_writes_metamers_and_pngs(tmp_path, capsys):
     args = ["synthesize", "efficientnet-lite0", "--layer", "stem", "--photos", "chelsea", "--iterations", "20",
             "--lr", "0.01", "--out", str(out), "--quiet"]  # fmt: skip
     assert main(args) == 0
-    assert (out / "metamers.safetensors").exists() and (out / "chelsea.png").exists()
+    assert (out / "efficientnet-lite0_stem.safetensors").exists() and (out / "png" / "chelsea_stem.png").exists()
     assert "chelsea: Egyptian cat ->" in capsys.readouterr().out
 
 

@@ -84,14 +84,20 @@ def _cmd_synthesize(args: argparse.Namespace) -> None:
     settings = SynthesisSettings.preset(args.preset, **changes)
     out = Path(args.out)
     result = synthesize(
-        zoo.module, x, layer, settings, checkpoint=out / "checkpoint.pt", checkpoint_every=args.checkpoint_every,
+        zoo.module,
+        x,
+        layer,
+        settings,
+        checkpoint=out / "checkpoints" / f"{zoo.name}_{args.layer}.pt",
+        checkpoint_every=args.checkpoint_every,
         progress=None if not args.quiet else False,
-    )  # fmt: skip
-    path = result.save(out / "metamers.safetensors")
+    )
+    result.extra.update(model=zoo.name, stimuli=list(names))
+    path = result.save(out / f"{zoo.name}_{args.layer}.safetensors")
     labels = zoo.predict(result.metamers)
     originals = zoo.predict(x)
     for i, n in enumerate(names):
-        save_png(result.metamers[i], out / f"{n}.png")
+        save_png(result.metamers[i], out / "png" / f"{n}_{args.layer}.png")
     print(result.summary())
     for i, n in enumerate(names):
         same = "same label" if labels[i] == originals[i] else "label differs"
@@ -99,10 +105,32 @@ def _cmd_synthesize(args: argparse.Namespace) -> None:
     print(f"wrote {path} and PNGs under {out}")
 
 
+def _cmd_validate(args: argparse.Namespace) -> None:
+    from metamers.runs import validate_dir
+    from metamers.validation import AcceptanceRule, format_table
+
+    rule = AcceptanceRule(same_label=not args.ignore_label, null_percentile=args.percentile)
+    out = validate_dir(args.directory, n_pairs=args.pairs, rule=rule, source=args.source, seed=args.seed)
+    print(format_table(out["table"]))
+    rejected = [m for m in out["metamers"] if not m["accepted"]]
+    for m in rejected:
+        print(f"rejected: {m['model']} {m['layer']} {m['stimulus']}: {m['reason']}")
+    catalog = Path(args.directory) / "catalog.sqlite"
+    print(f"\nvalidated the {out['source']} metamers; table: {out['csv']}; catalog: {catalog}")
+    for f in out["figures"]:
+        print(f"figure: {f}")
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from metamers.demo import format_summary, run_demo
 
-    summary = run_demo(out=args.out, iterations=args.iterations, lr=args.lr, progress=None if not args.quiet else False)
+    summary = run_demo(
+        out=args.out,
+        iterations=args.iterations,
+        lr=args.lr,
+        null_pairs=args.pairs,
+        progress=None if not args.quiet else False,
+    )
     print(format_summary(summary))
     print(f"\nthe demo's output is in {Path(args.out).resolve()}")
 
@@ -137,10 +165,22 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(func=_cmd_synthesize)
 
+    q = sub.add_parser("validate", help="validate the metamers in a directory: rho at every stage, nulls, verdicts")
+    q.add_argument("directory", help="a directory of synthesis results (from `metamers synthesize` or the demo)")
+    q.add_argument("--pairs", type=int, default=1_000_000, help="pairs per null distribution (default: %(default)s)")
+    q.add_argument("--percentile", type=float, default=100.0,
+                   help="rho must exceed this percentile of the null; 100 = its maximum, the paper's rule")  # fmt: skip
+    q.add_argument("--ignore-label", action="store_true", help="do not require the model's label to match")
+    q.add_argument("--source", choices=["png", "full"], default="png",
+                   help="validate the 8-bit images a person sees (default) or the full-precision metamers")  # fmt: skip
+    q.add_argument("--seed", type=int, default=0, help="seed of the null's augmentations and pairs")
+    q.set_defaults(func=_cmd_validate)
+
     q = sub.add_parser("demo", help="metamers of natural photos at early, middle and late stages of EfficientNet-Lite0")
     q.add_argument("--out", default="demo-output", help="output directory; rerun to resume (default: %(default)s)")
     q.add_argument("--iterations", type=int, default=600, help="iterations per metamer (default: %(default)s)")
     q.add_argument("--lr", type=float, default=0.02, help="Adam learning rate (default: %(default)s)")
+    q.add_argument("--pairs", type=int, default=20_000, help="pairs per null distribution (default: %(default)s)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(func=_cmd_demo)
     return p

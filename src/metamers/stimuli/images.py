@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-__all__ = ["PHOTOS", "load_photos", "to_image_tensor"]
+__all__ = ["NULL_IMAGES", "PHOTOS", "full_images", "load_photos", "to_image_tensor"]
 
 # name in skimage.data -> (what it shows, source and license as scikit-image documents them)
 PHOTOS: dict[str, tuple[str, str]] = {
@@ -17,6 +17,34 @@ PHOTOS: dict[str, tuple[str, str]] = {
     "astronaut": ("astronaut Eileen Collins", "NASA, public domain"),
     "camera": ("a man with a camera on a tripod (greyscale)", "scikit-image, CC0"),
 }
+
+
+# Every scikit-image picture that loads offline, for null distributions: photographs, textures, microscopy and
+# astronomy (natural images in the broad sense: none is synthetic). CC0 / public domain per scikit-image's data notes.
+NULL_IMAGES: tuple[str, ...] = (
+    "astronaut", "brick", "camera", "chelsea", "clock", "coffee", "coins", "grass", "gravel", "hubble_deep_field",
+    "immunohistochemistry", "moon", "retina", "rocket", "cell", "page", "text",
+)  # fmt: skip
+
+
+def full_images(names: Sequence[str] = NULL_IMAGES) -> list[torch.Tensor]:
+    """scikit-image pictures at full resolution as ``(3, H, W)`` tensors in [0, 1] (grey ones repeated to RGB).
+
+    Examples
+    --------
+    >>> [tuple(t.shape) for t in full_images(["chelsea", "camera"])]
+    [(3, 300, 451), (3, 512, 512)]
+    """
+    from skimage import data
+
+    out = []
+    for n in names:
+        img = np.asarray(getattr(data, n)())
+        img = img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else img.astype(np.float32)
+        if img.ndim == 2:
+            img = np.repeat(img[..., None], 3, axis=2)
+        out.append(torch.from_numpy(np.ascontiguousarray(img[..., :3])).permute(2, 0, 1).clamp(0, 1))
+    return out
 
 
 def to_image_tensor(img: np.ndarray, size: int) -> torch.Tensor:

@@ -1,0 +1,5 @@
+"""Figures and tables from what a run wrote."""
+
+from metamers.report.figures import null_grid, relu_comparison_figure
+
+__all__ = ["null_grid", "relu_comparison_figure"]

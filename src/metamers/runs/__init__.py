@@ -1,0 +1,6 @@
+"""Runs: a directory of metamers, its SQLite catalog, and the steps that fill it."""
+
+from metamers.runs.catalog import Catalog
+from metamers.runs.validate import validate_dir
+
+__all__ = ["Catalog", "validate_dir"]

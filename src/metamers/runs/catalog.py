@@ -1,0 +1,129 @@
+"""A run's catalog: one SQLite file with a row per metamer, its validation, and its rho at every measured layer."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["Catalog"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS metamers (
+    id INTEGER PRIMARY KEY,
+    result_file TEXT NOT NULL,
+    item INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    layer TEXT NOT NULL,
+    stimulus TEXT,
+    seed INTEGER,
+    iterations INTEGER,
+    settings TEXT,
+    final_loss REAL,
+    stop_reason TEXT,
+    UNIQUE (result_file, item)
+);
+CREATE TABLE IF NOT EXISTS validation (
+    metamer_id INTEGER PRIMARY KEY REFERENCES metamers(id),
+    source TEXT NOT NULL,
+    label_stimulus TEXT,
+    label_metamer TEXT,
+    rho_layer REAL,
+    rho_logits REAL,
+    null_threshold REAL,
+    accepted INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    rule TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS layer_similarity (
+    metamer_id INTEGER NOT NULL REFERENCES metamers(id),
+    measured_layer TEXT NOT NULL,
+    spearman REAL, pearson REAL, snr_db REAL,
+    PRIMARY KEY (metamer_id, measured_layer)
+);
+CREATE TABLE IF NOT EXISTS nulls (
+    model TEXT NOT NULL,
+    layer TEXT NOT NULL,
+    fields TEXT NOT NULL,
+    pairs INTEGER, median REAL, p99 REAL, max REAL,
+    PRIMARY KEY (model, layer, fields)
+);
+"""
+
+
+class Catalog:
+    """The SQLite catalog of a run directory (``catalog.sqlite``); every write is one committed transaction.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> cat = Catalog(tempfile.mkdtemp())
+    >>> mid = cat.add_metamer(result_file="a.safetensors", item=0, model="m", layer="l", stimulus="cat")
+    >>> cat.add_metamer(result_file="a.safetensors", item=0, model="m", layer="l", stimulus="cat") == mid
+    True
+    """
+
+    def __init__(self, directory: str | os.PathLike) -> None:
+        self.path = Path(directory) / "catalog.sqlite"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.executescript(SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection whose block is one transaction (committed on success, rolled back on error), then closed."""
+        db = sqlite3.connect(self.path, timeout=30)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            with db:
+                yield db
+        finally:
+            db.close()
+
+    def add_metamer(self, **row: object) -> int:
+        """Insert a metamer (or update the one with the same result file and item); its id."""
+        row = {k: json.dumps(v) if isinstance(v, dict) else v for k, v in row.items()}
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        updates = ", ".join(f"{k}=excluded.{k}" for k in row if k not in ("result_file", "item"))
+        with self._connect() as db:
+            db.execute(
+                f"INSERT INTO metamers ({cols}) VALUES ({marks}) "
+                f"ON CONFLICT(result_file, item) DO UPDATE SET {updates}",
+                tuple(row.values()),
+            )
+            (mid,) = db.execute(
+                "SELECT id FROM metamers WHERE result_file=? AND item=?", (row["result_file"], row["item"])
+            ).fetchone()
+        return int(mid)
+
+    def set_validation(self, metamer_id: int, layers: Iterable[tuple[str, float, float, float]], **row: object) -> None:
+        """Replace a metamer's validation row and its per-layer similarities, in one transaction."""
+        row = {"metamer_id": metamer_id, **row}
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        with self._connect() as db:
+            db.execute(f"INSERT OR REPLACE INTO validation ({cols}) VALUES ({marks})", tuple(row.values()))
+            db.execute("DELETE FROM layer_similarity WHERE metamer_id=?", (metamer_id,))
+            db.executemany(
+                "INSERT INTO layer_similarity VALUES (?, ?, ?, ?, ?)",
+                [(metamer_id, lay, sp, pe, snr) for lay, sp, pe, snr in layers],
+            )
+
+    def add_null(self, model: str, layer: str, fields: dict, pairs: int, median: float, p99: float, mx: float) -> None:
+        """Record a null's summary (the values themselves are in the run's ``nulls/`` folder)."""
+        with self._connect() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO nulls VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (model, layer, json.dumps(fields, sort_keys=True), pairs, median, p99, mx),
+            )
+
+    def query(self, sql: str, params: tuple = ()) -> list[dict]:
+        """Rows of a read-only query as dicts."""
+        with self._connect() as db:
+            db.row_factory = sqlite3.Row
+            return [dict(r) for r in db.execute(sql, params).fetchall()]

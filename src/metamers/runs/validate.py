@@ -1,0 +1,206 @@
+"""Validate every metamer a directory holds: rho at every stage of its model, nulls, verdicts, table, figures.
+
+The directory holds synthesis results (``*.safetensors`` written by ``metamers synthesize`` or the demo, whose
+metadata names the zoo model).  Validation writes into it: ``catalog.sqlite`` (a row per metamer with its verdict and
+its rho at every measured layer), ``nulls/`` (reused by later validations), ``validation_table.csv`` and
+``figures/null_grid_<model>.png``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from metamers.models import ZooModel, load
+from metamers.nulls import NullStore, compute_nulls
+from metamers.report.figures import null_grid
+from metamers.runs.catalog import Catalog
+from metamers.stimuli import NULL_IMAGES, CropFlip, augmented_batches, full_images
+from metamers.synthesis import SynthesisResult
+from metamers.taps import list_layers
+from metamers.validation import AcceptanceRule, compare_layers, summary_table, table_csv, verdict
+
+__all__ = ["as_displayed", "images_per_source", "validate_dir"]
+
+
+def as_displayed(x: torch.Tensor) -> torch.Tensor:
+    """Images as an 8-bit PNG holds them (what a person sees): ``round(x * 255) / 255``.
+
+    Examples
+    --------
+    >>> as_displayed(torch.tensor([0.1234])).item() == 31 / 255
+    True
+    """
+    return (x.clamp(0, 1) * 255).round() / 255
+
+
+def images_per_source(n_pairs: int, sources: int) -> int:
+    """Fewest augmented views per source image that give ``n_pairs`` pairs of views from different sources.
+
+    Examples
+    --------
+    >>> images_per_source(1_000_000, 17)
+    61
+    """
+    if sources < 2:
+        raise ValueError("a null needs at least two source images.")
+    # pairs across sources with k views each: k^2 * s * (s - 1) / 2
+    return max(1, math.ceil(math.sqrt(2 * n_pairs / (sources * (sources - 1)))))
+
+
+def _nulls(
+    zoo: ZooModel,
+    layers: Sequence[str],
+    store: NullStore,
+    n_pairs: int,
+    seed: int,
+    images: Sequence[str],
+    catalog: Catalog,
+) -> dict[str, torch.Tensor]:
+    per = images_per_source(n_pairs, len(images))
+    augment = CropFlip()
+    base = {
+        "model": zoo.name,
+        "weights": zoo.provenance.get("sha256", zoo.provenance.get("seed")),
+        "stimuli": "skimage:" + ",".join(images),
+        "augment": f"{augment.spec()} x{per}",
+        "size": zoo.input_shape[-1],
+        "pairs": n_pairs,
+        "seed": seed,
+    }
+    out, missing = {}, []
+    for lay in layers:
+        got = store.get(layer=lay, **base)
+        if got is None:
+            missing.append(lay)
+        else:
+            out[lay] = got
+    if missing:
+        batches = augmented_batches(full_images(images), per, zoo.input_shape[-1], augment, seed=seed)
+        fresh = compute_nulls(zoo.module, missing, batches, n_pairs, seed=seed, total=per * len(images))
+        for lay, rho in fresh.items():
+            store.put(rho, layer=lay, **base)
+            out[lay] = rho
+    for lay in layers:
+        r = out[lay].numpy()
+        catalog.add_null(zoo.name, lay, base, len(r), float(np.median(r)), float(np.percentile(r, 99)), float(r.max()))
+    return out
+
+
+def validate_dir(
+    directory: str | os.PathLike,
+    n_pairs: int = 1_000_000,
+    rule: AcceptanceRule | None = None,
+    source: str = "png",
+    seed: int = 0,
+    images: Sequence[str] = NULL_IMAGES,
+) -> dict:
+    """Validate the metamers in ``directory`` and write the results into it.
+
+    Parameters
+    ----------
+    directory : path
+        A directory of synthesis results (``*.safetensors`` whose metadata names the zoo model).
+    n_pairs : int
+        Pairs in each null distribution (the paper: 1,000,000).
+    rule : AcceptanceRule, optional
+        Defaults to the paper's: same label and rho above the null's maximum.
+    source : {"png", "full"}
+        Validate what a person sees (8-bit, as in the PNGs; default) or the full-precision metamers.
+    seed : int
+        Seed of the augmentations and the pair draw.
+    images : sequence of str
+        scikit-image pictures the null is drawn from.
+
+    Returns
+    -------
+    dict
+        ``{"table": rows (Table S4/S5 columns), "metamers": per-metamer records, "figures": paths, "csv": path}``.
+    """
+    directory = Path(directory)
+    rule = rule or AcceptanceRule()
+    if source not in ("png", "full"):
+        raise ValueError(f"source must be 'png' or 'full', got {source!r}.")
+    files = sorted(p for p in directory.glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"no synthesis results (*.safetensors) in {directory}; synthesize metamers first.")
+    results = {f: SynthesisResult.load(f) for f in files}
+    by_model: dict[str, list[Path]] = {}
+    for f, r in results.items():
+        model = r.extra.get("model")
+        if not model:
+            raise ValueError(f"{f.name} does not name its model (extra['model']); it was not written by metamers.")
+        by_model.setdefault(model, []).append(f)
+
+    catalog = Catalog(directory)
+    store = NullStore(directory / "nulls")
+    records, figures = [], []
+    for model, model_files in by_model.items():
+        zoo = load(model)
+        order = {lay.name: lay for lay in list_layers(zoo.module, zoo.example())}
+        gen_layers = {results[f].layer for f in model_files}
+        measured = sorted(set(zoo.stages.values()) | gen_layers, key=lambda n: order[n].order)
+        logits = max(measured, key=lambda n: order[n].order)
+        nulls = _nulls(zoo, measured, store, n_pairs, seed, images, catalog)
+        grid: dict[str, dict[str, list[float]]] = {}
+        for f in sorted(model_files, key=lambda f: order[results[f].layer].order):
+            r = results[f]
+            x = as_displayed(r.metamers) if source == "png" else r.metamers
+            sims = compare_layers(zoo.module, x, r.stimuli, measured)
+            lab_m, lab_s = zoo.predict(x), zoo.predict(r.stimuli)
+            names = r.extra.get("stimuli", [str(i) for i in range(len(r))])
+            row = grid.setdefault(r.layer, {lay: [] for lay in measured})
+            for i in range(len(r)):
+                rho = float(sims[r.layer]["spearman"][i])
+                v = verdict(rho, nulls[r.layer], int(lab_m[i]), int(lab_s[i]), rule, names=zoo.labels.__getitem__)
+                mid = catalog.add_metamer(
+                    result_file=f.name, item=i, model=model, layer=r.layer, stimulus=names[i],
+                    seed=r.settings.seed, iterations=r.stop_iteration[i], settings=r.settings.to_dict(),
+                    final_loss=float(r.final_loss[i]), stop_reason=r.stop_reason[i],
+                )  # fmt: skip
+                per_layer = [
+                    (
+                        lay,
+                        float(sims[lay]["spearman"][i]),
+                        float(sims[lay]["pearson"][i]),
+                        float(sims[lay]["snr_db"][i]),
+                    )
+                    for lay in measured
+                ]
+                catalog.set_validation(
+                    mid, per_layer, source=source, label_stimulus=zoo.labels[int(lab_s[i])],
+                    label_metamer=zoo.labels[int(lab_m[i])], rho_layer=rho,
+                    rho_logits=float(sims[logits]["spearman"][i]), null_threshold=v.threshold,
+                    accepted=int(v.accepted), reason=v.reason,
+                    rule=f"same_label={rule.same_label}, null_percentile={rule.null_percentile:g}",
+                )  # fmt: skip
+                for lay in measured:
+                    row[lay].append(float(sims[lay]["spearman"][i]))
+                records.append(
+                    {
+                        "model": model,
+                        "layer": r.layer,
+                        "stimulus": names[i],
+                        "accepted": v.accepted,
+                        "reason": v.reason,
+                        "features": order[r.layer].features,
+                        "rho_layer": rho,
+                        "rho_logits": float(sims[logits]["spearman"][i]),
+                        "null_median": float(nulls[r.layer].median()),
+                        "null_max": float(nulls[r.layer].max()),
+                        "label_stimulus": zoo.labels[int(lab_s[i])],
+                        "label_metamer": zoo.labels[int(lab_m[i])],
+                    }
+                )
+        title = f"{model}: metamer rho ({source}) against the null of {n_pairs:,} pairs"
+        figures.append(null_grid(grid, {k: v.numpy() for k, v in nulls.items()}, measured,
+                                 directory / "figures" / f"null_grid_{model}.png", title))  # fmt: skip
+    table = summary_table(records)
+    csv_path = directory / "validation_table.csv"
+    csv_path.write_text(table_csv(table))
+    return {"table": table, "metamers": records, "figures": figures, "csv": csv_path, "source": source}
