@@ -84,9 +84,21 @@ def test_cli_synthesize_writes_metamers_and_pngs(tmp_path, capsys):
 def test_demo_runs_and_resumes(tmp_path):
     from metamers.demo import format_summary, run_demo
 
-    summary = run_demo(out=tmp_path, iterations=20, photos=["chelsea", "coffee"], stages=["block_1"], progress=False)
+    kw = dict(iterations=20, photos=["chelsea", "coffee"], stages=["block_1"], progress=False, null_pairs=2000)
+    summary = run_demo(out=tmp_path, **kw)
     assert (tmp_path / "grid.png").exists() and (tmp_path / "png" / "chelsea_block_1.png").exists()
     assert len(summary["rows"]) == 2 and summary["rows"][0]["label_original"] == "Egyptian cat"
-    again = run_demo(out=tmp_path, iterations=20, photos=["chelsea", "coffee"], stages=["block_1"], progress=False)
+    again = run_demo(out=tmp_path, **kw)
     assert again["rows"] == summary["rows"]  # the finished stage is loaded, not recomputed
-    assert "rho@pixels" in format_summary(summary)
+    assert "rho@pixels" in format_summary(summary) and "accepted" in summary["rows"][0]
+    assert (tmp_path / "validation_table.csv").exists() and (tmp_path / "catalog.sqlite").exists()
+
+
+def test_cli_relu_compare_writes_figure_and_csv(tmp_path, capsys):
+    args = ["relu-compare", "efficientnet-lite0", "--layers", "stem", "--photos", "chelsea", "--iterations", "3",
+            "--out", str(tmp_path)]  # fmt: skip
+    assert main(args) == 0
+    assert (tmp_path / "figures" / "relu_comparison_efficientnet-lite0.png").exists()
+    rows = (tmp_path / "relu_comparison_efficientnet-lite0.csv").read_text().splitlines()
+    assert rows[0] == "layer,relu_gradient,item,spearman_rho" and len(rows) == 3
+    assert "net._swish@0" in capsys.readouterr().out

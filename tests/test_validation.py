@@ -7,6 +7,7 @@ from scipy import stats
 from torch import nn
 
 from metamers import synthesize
+from metamers.cli import main
 from metamers.nulls import NullStore, compute_nulls
 from metamers.runs.validate import as_displayed, images_per_source, validate_dir
 from metamers.validation import (
@@ -128,7 +129,7 @@ def test_as_displayed_is_what_the_png_holds(tmp_path):
 
 
 @pytest.mark.slow
-def test_validate_a_directory_end_to_end(tmp_path, lite0):
+def test_validate_a_directory_end_to_end(tmp_path, lite0, capsys):
     from metamers.stimuli import load_photos
 
     x, names = load_photos(["chelsea", "coffee"], size=224)
@@ -154,6 +155,9 @@ def test_validate_a_directory_end_to_end(tmp_path, lite0):
     # the nulls are stored and reused: a second validation computes none
     n_files = len(list((tmp_path / "nulls").glob("*.safetensors")))
     assert n_files == 10
-    again = validate_dir(tmp_path, n_pairs=3000)
-    assert again["table"] == out["table"]
-    assert NullStore(tmp_path / "nulls").directory.exists()
+    stored = NullStore(tmp_path / "nulls")
+    before = {p: p.stat().st_mtime_ns for p in stored.directory.glob("*.safetensors")}
+    assert main(["validate", str(tmp_path), "--pairs", "3000"]) == 0  # the CLI, on the same directory
+    printed = capsys.readouterr().out
+    assert "net._swish@0" in printed and "rejected: efficientnet-lite0 net._blocks.15 chelsea" in printed
+    assert {p: p.stat().st_mtime_ns for p in stored.directory.glob("*.safetensors")} == before  # reused

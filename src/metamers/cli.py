@@ -16,7 +16,7 @@ class CLIError(Exception):
     """A user error: printed as one line, exit status 2."""
 
 
-def _model_from_spec(spec: str, input_shape: str | None):
+def _model_from_spec(spec: str, input_shape: str | None, weights: str | None = None):
     """A zoo name, or ``package.module:callable`` returning an nn.Module (called with no arguments)."""
     from metamers.models import ZooModel, load, wrap
 
@@ -36,15 +36,15 @@ def _model_from_spec(spec: str, input_shape: str | None):
         shape = tuple(int(s) for s in input_shape.split(","))
         return wrap(module, name=spec, input_shape=shape, labels=[])
     try:
-        return load(spec)
-    except (KeyError, RuntimeError) as e:
+        return load(spec, weights=weights)
+    except (KeyError, RuntimeError, FileNotFoundError) as e:
         raise CLIError(str(e).strip('"')) from e
 
 
 def _cmd_layers(args: argparse.Namespace) -> None:
     from metamers.taps import list_layers
 
-    zoo = _model_from_spec(args.model, args.input_shape)
+    zoo = _model_from_spec(args.model, args.input_shape, args.weights)
     stage_of = {v: k for k, v in zoo.stages.items()}
     layers = list_layers(zoo.module, zoo.example())
     if args.stages:
@@ -74,7 +74,7 @@ def _cmd_synthesize(args: argparse.Namespace) -> None:
     from metamers.stimuli import load_photos
     from metamers.synthesis import synthesize
 
-    zoo = _model_from_spec(args.model, None)
+    zoo = _model_from_spec(args.model, None, args.weights)
     if zoo.kind != "image":
         raise CLIError("the synthesize command takes image models for now.")
     layer = zoo.layer(args.layer)
@@ -121,6 +121,33 @@ def _cmd_validate(args: argparse.Namespace) -> None:
         print(f"figure: {f}")
 
 
+def _cmd_relu_compare(args: argparse.Namespace) -> None:
+    import csv
+
+    from metamers.report.figures import relu_comparison_figure
+    from metamers.stimuli import load_photos
+    from metamers.validation import relu_comparison
+
+    zoo = _model_from_spec(args.model, None)
+    layers = [zoo.layer(n) for n in args.layers.split(",")]
+    x, _ = load_photos(args.photos.split(","), size=zoo.input_shape[-1])
+    res = relu_comparison(zoo.module, x, layers, iterations=args.iterations, lr=args.lr, seed=args.seed)
+    out = Path(args.out)
+    fig = relu_comparison_figure(res, out / "figures" / f"relu_comparison_{zoo.name}.png",
+                                 f"{zoo.name}: {args.iterations} iterations, lr {args.lr:g}")  # fmt: skip
+    with open(out / f"relu_comparison_{zoo.name}.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["layer", "relu_gradient", "item", "spearman_rho"])
+        for kind, per_layer in res.items():
+            for lay, vals in per_layer.items():
+                w.writerows([lay, kind, i, f"{v:.6f}"] for i, v in enumerate(vals))
+    print(f"{'layer':24s} {'standard':>9s} {'linear':>9s}   (median Spearman rho at the layer)")
+    for lay in layers:
+        med = {k: sorted(res[k][lay])[len(res[k][lay]) // 2] for k in res}
+        print(f"{lay:24s} {med['standard']:9.4f} {med['linear']:9.4f}")
+    print(f"figure: {fig}")
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from metamers.demo import format_summary, run_demo
 
@@ -147,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("model", help="a zoo name (see `metamers models`) or package.module:callable giving an nn.Module")
     q.add_argument("--input-shape", help="one input's shape, e.g. 3,224,224 (needed for package.module:callable)")
     q.add_argument("--stages", action="store_true", help="only the model's default generation stages")
+    q.add_argument("--weights", help="a state-dict file for the zoo architecture (e.g. another training seed)")
     q.set_defaults(func=_cmd_layers)
 
     q = sub.add_parser("models", help="list the model zoo: what is available here, and what is missing and why")
@@ -155,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("synthesize", help="synthesize metamers of natural photos at one layer of a zoo model")
     q.add_argument("model", help="a zoo name, e.g. efficientnet-lite0")
     q.add_argument("--layer", required=True, help="a layer name or a stage name (see `metamers layers MODEL`)")
+    q.add_argument("--weights", help="a state-dict file for the zoo architecture (e.g. another training seed)")
     q.add_argument("--photos", default="chelsea,coffee", help="scikit-image photos, comma-separated (%(default)s)")
     q.add_argument("--preset", default="feather2019", help="feather2019 (default) or feather2023")
     q.add_argument("--iterations", type=int, help="iterations (preset's default: 15000 for feather2019)")
@@ -175,6 +204,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validate the 8-bit images a person sees (default) or the full-precision metamers")  # fmt: skip
     q.add_argument("--seed", type=int, default=0, help="seed of the null's augmentations and pairs")
     q.set_defaults(func=_cmd_validate)
+
+    q = sub.add_parser("relu-compare", help="Figure 2(c): matching fidelity with the standard vs linear-gradient ReLU")
+    q.add_argument("model", help="a zoo name")
+    q.add_argument("--layers", required=True, help="comma-separated layer or stage names")
+    q.add_argument("--photos", default="chelsea,coffee,rocket,camera", help="scikit-image photos (%(default)s)")
+    q.add_argument("--iterations", type=int, default=300, help="iterations per metamer (default: %(default)s)")
+    q.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (default: %(default)s)")
+    q.add_argument("--seed", type=int, default=0, help="seed of the initial noise (shared by both variants)")
+    q.add_argument("--out", default="relu-comparison", help="output directory (default: %(default)s)")
+    q.set_defaults(func=_cmd_relu_compare)
 
     q = sub.add_parser("demo", help="metamers of natural photos at early, middle and late stages of EfficientNet-Lite0")
     q.add_argument("--out", default="demo-output", help="output directory; rerun to resume (default: %(default)s)")

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from metamers.settings import SynthesisSettings
 from metamers.similarity import pearson, rank, snr_db, spearman
 from metamers.taps import Taps, frozen
 
@@ -33,6 +34,7 @@ __all__ = [
     "format_table",
     "null_from_activations",
     "null_rho",
+    "relu_comparison",
     "standardized_ranks",
     "summary_table",
     "table_csv",
@@ -349,3 +351,46 @@ def format_table(rows: list[dict]) -> str:
             f"{r['median_rho_layer']:9.4f} {r['median_null_rho_layer']:7.4f} {r['median_rho_logits']:10.4f}"
         )
     return "\n".join(lines)
+
+
+def relu_comparison(
+    model: nn.Module,
+    stimuli: torch.Tensor,
+    layers: Sequence[str],
+    settings: SynthesisSettings | None = None,
+    **changes: object,
+) -> dict[str, dict[str, list[float]]]:
+    """Figure 2(c)'s experiment: match each layer with the standard and with the linear-gradient ReLU.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The model.
+    stimuli : torch.Tensor
+        Natural stimuli (a batch).
+    layers : sequence of str
+        Generation layers; those taken after a ReLU are where the two differ.
+    settings : SynthesisSettings, optional
+        Shared settings (keyword arguments override fields); the same seed and noise for both variants.
+
+    Returns
+    -------
+    dict
+        ``{"standard": {layer: rho per metamer}, "linear": {layer: rho per metamer}}``.
+
+    Examples
+    --------
+    >>> net = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+    >>> out = relu_comparison(net, torch.rand(2, 6), ["1"], iterations=5)
+    >>> sorted(out), len(out["linear"]["1"])
+    (['linear', 'standard'], 2)
+    """
+    from metamers.synthesis import synthesize
+
+    settings = (settings or SynthesisSettings()).replace(**changes)
+    out: dict[str, dict[str, list[float]]] = {"standard": {}, "linear": {}}
+    for layer in layers:
+        for kind, linear in (("standard", False), ("linear", True)):
+            r = synthesize(model, stimuli, layer, settings.replace(linear_grad_relu=linear))
+            out[kind][layer] = [float(v) for v in r.layer_rho]
+    return out

@@ -1,7 +1,21 @@
 """The model zoo: networks by name, with preprocessing, labels, stages and provenance; and any model you bring."""
 
 from metamers.models.base import Normalize, Preprocessed, ZooModel, wrap
+from metamers.models.geirhos16 import CATEGORIES, category_of, decision_16, probabilities_16
 from metamers.models.labels import imagenet_labels
 from metamers.models.registry import available, load, names
 
-__all__ = ["Normalize", "Preprocessed", "ZooModel", "available", "imagenet_labels", "load", "names", "wrap"]
+__all__ = [
+    "CATEGORIES",
+    "Normalize",
+    "Preprocessed",
+    "ZooModel",
+    "available",
+    "category_of",
+    "decision_16",
+    "imagenet_labels",
+    "load",
+    "names",
+    "probabilities_16",
+    "wrap",
+]

