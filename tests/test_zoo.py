@@ -73,3 +73,16 @@ def test_pretrained_lite_models_agree_on_photos():
         zoo = load(name)
         xs = torch.nn.functional.interpolate(x, size=zoo.input_shape[-1], mode="bilinear", antialias=True)
         assert [zoo.labels[i] for i in zoo.predict(xs)] == ["espresso", "tripod"], name
+
+
+def test_image_set_states_source_license_and_category():
+    from metamers.models import category_of
+    from metamers.stimuli import IMAGES, full_images
+
+    assert len(IMAGES) == 17 and len(full_images()) == 17  # all load offline
+    assert all(src for _, _, src in IMAGES.values())
+    assert IMAGES["chelsea"][1] == "cat" and IMAGES["clock"][1] == "clock"
+    # the category agrees with what Lite0 sees, read out by the 16-way rule
+    zoo = load("efficientnet-lite0")
+    x, _ = load_photos(["chelsea"], size=224)
+    assert category_of(int(zoo.predict(x)[0])) == "cat"

@@ -121,6 +121,21 @@ def _cmd_validate(args: argparse.Namespace) -> None:
         print(f"figure: {f}")
 
 
+def _cmd_transfer(args: argparse.Namespace) -> None:
+    from metamers.runs import transfer_dir
+
+    out = transfer_dir(args.directory, args.recognizers.split(","), source=args.source, spaces=args.spaces.split(","))
+    print(f"{'generator':20s} {'layer':16s} {'recognizer':26s} {'space':8s} {'n':>3s} {'recognized':>10s} {'sem':>6s} "
+          f"{'natural':>7s}")  # fmt: skip
+    for c in out["cells"]:
+        own = " (own)" if c.own else ""
+        print(f"{c.generator[:20]:20s} {c.layer[:16]:16s} {(c.recognizer + own)[:26]:26s} {c.label_space:8s} {c.n:3d} "
+              f"{c.proportion:10.3f} {c.sem:6.3f} {c.natural_accuracy:7.3f}")  # fmt: skip
+    print(f"\ntransfer of the {args.source} metamers; table: {out['csv']}")
+    for f in out["figures"]:
+        print(f"figure: {f}")
+
+
 def _cmd_relu_compare(args: argparse.Namespace) -> None:
     import csv
 
@@ -204,6 +219,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validate the 8-bit images a person sees (default) or the full-precision metamers")  # fmt: skip
     q.add_argument("--seed", type=int, default=0, help="seed of the null's augmentations and pairs")
     q.set_defaults(func=_cmd_validate)
+
+    q = sub.add_parser("transfer", help="classify a validated directory's accepted metamers with other models")
+    q.add_argument("directory", help="a directory validated by `metamers validate`")
+    q.add_argument("--recognizers", required=True, help="comma-separated zoo names, e.g. efficientnet-lite1,vgg19")
+    q.add_argument("--source", choices=["png", "full"], default="png",
+                   help="classify the 8-bit images a person sees (default) or the full-precision metamers")  # fmt: skip
+    q.add_argument("--spaces", default="imagenet,16-way", help="label spaces (default: %(default)s)")
+    q.set_defaults(func=_cmd_transfer)
 
     q = sub.add_parser("relu-compare", help="Figure 2(c): matching fidelity with the standard vs linear-gradient ReLU")
     q.add_argument("model", help="a zoo name")

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from metamers.models import load
+from metamers.runs.transfer import transfer_dir
 from metamers.runs.validate import validate_dir
 from metamers.similarity import spearman
 from metamers.stimuli import load_photos
@@ -25,6 +26,7 @@ __all__ = ["DEMO_STAGES", "image_grid", "run_demo", "save_png"]
 
 DEMO_STAGES = ("block_2", "block_4", "block_7")
 DEMO_PHOTOS = ("chelsea", "coffee", "rocket", "camera")
+DEMO_RECOGNIZERS = ("efficientnet-lite1", "efficientnet-lite2", "efficientnet-lite0-random")
 
 
 def save_png(image: torch.Tensor, path: Path) -> Path:
@@ -82,6 +84,7 @@ def run_demo(
     model: str = "efficientnet-lite0",
     progress: bool | None = None,
     null_pairs: int = 20_000,
+    recognizers: Sequence[str] = DEMO_RECOGNIZERS,
 ) -> dict:
     """Synthesize metamers of natural photos at several stages of a pretrained network, then validate them.
 
@@ -141,6 +144,7 @@ def run_demo(
         row["accepted"] = v["accepted"]
         row["verdict"] = v["reason"]
         row["null_max"] = round(v["null_max"], 4)
+    transfer = transfer_dir(out, recognizers)
     for col, layer in zip(list(notes), [zoo.layer(st) for st in stages], strict=True):
         notes[col] = [
             f"{note} · {'accepted' if verdicts[(layer, n)]['accepted'] else 'REJECTED'}"
@@ -156,7 +160,9 @@ def run_demo(
         "note": f"{iterations} iterations per metamer (the paper: 15000); nulls of {null_pairs:,} pairs (the paper: "
         "1,000,000). Scale both up with --iterations and --pairs.",
         "table": validation["table"],
-        "figures": [str(f) for f in validation["figures"]],
+        "transfer": [c.as_dict() for c in transfer["cells"]],
+        "transfer_trend": transfer_trend(transfer["cells"]),
+        "figures": [str(f) for f in validation["figures"] + transfer["figures"]],
         "rows": rows,
         "grid": str(grid),
         "wall_s": round(time.perf_counter() - t_start, 1),
@@ -164,6 +170,28 @@ def run_demo(
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def transfer_trend(cells: Sequence) -> dict:
+    """Whether other trained networks recognize early-stage metamers more often than late-stage ones (Figure 5).
+
+    Compares, over the recognizing models that are neither the generator nor random networks, the mean 1000-way
+    recognition of the earliest generation layer's metamers with that of the latest layer's.
+    """
+    others = [c for c in cells if c.label_space == "imagenet" and not c.own and "-random" not in c.recognizer]
+    if not others:
+        return {"shown": None, "text": "no other trained network recognized the metamers"}
+    layers = list(dict.fromkeys(c.layer for c in cells))
+    first, last = layers[0], layers[-1]
+    early = sum(c.proportion for c in others if c.layer == first) / max(1, sum(c.layer == first for c in others))
+    late = sum(c.proportion for c in others if c.layer == last) / max(1, sum(c.layer == last for c in others))
+    shown = early > late
+    text = (
+        f"other trained networks recognized {early:.0%} of the {first} metamers and {late:.0%} of the {last} ones: "
+        + ("the paper's Figure 5 trend (recognition falls with depth) holds here."
+           if shown else "the data here do NOT show the paper's Figure 5 trend.")
+    )  # fmt: skip
+    return {"shown": shown, "early": early, "late": late, "text": text}
 
 
 def format_summary(summary: dict) -> str:
@@ -185,6 +213,8 @@ def format_summary(summary: dict) -> str:
     )
     lines.append("")
     lines.append(format_table(summary["table"]))
+    lines.append("")
+    lines.append(f"transfer: {summary['transfer_trend']['text']}")
     lines.append(f"grid: {summary['grid']}")
     lines.extend(f"figure: {f}" for f in summary["figures"])
     return "\n".join(lines)

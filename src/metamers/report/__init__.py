@@ -1,5 +1,5 @@
 """Figures and tables from what a run wrote."""
 
-from metamers.report.figures import null_grid, relu_comparison_figure
+from metamers.report.figures import null_grid, relu_comparison_figure, transfer_curves, transfer_matrix
 
-__all__ = ["null_grid", "relu_comparison_figure"]
+__all__ = ["null_grid", "relu_comparison_figure", "transfer_curves", "transfer_matrix"]

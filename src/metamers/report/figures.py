@@ -113,3 +113,78 @@ def relu_comparison_figure(
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def transfer_curves(cells: Sequence, order: dict[str, int], path: str | os.PathLike, title: str = "") -> Path:
+    """Figure 5 style: one panel per recognizing model, recognition against generation layer per generating model.
+
+    Parameters
+    ----------
+    cells : sequence of TransferCell
+        One label space.
+    order : dict
+        Layer name to its position in the forward pass (x-axis order).
+    path : path
+        Output file.
+    """
+    plt = _plt()
+    recognizers = list(dict.fromkeys(c.recognizer for c in cells))
+    generators = list(dict.fromkeys(c.generator for c in cells))
+    fig, axes = plt.subplots(1, len(recognizers), figsize=(3.3 * len(recognizers), 3.2), squeeze=False, sharey=True)
+    space = cells[0].label_space
+    for ax, rec in zip(axes[0], recognizers, strict=True):
+        for k, gen in enumerate(generators):
+            sel = sorted((c for c in cells if c.recognizer == rec and c.generator == gen), key=lambda c: order[c.layer])
+            if not sel:
+                continue
+            xs = np.arange(len(sel))
+            label = f"{gen} (own)" if gen == rec else gen
+            ax.errorbar(xs, [c.proportion for c in sel], yerr=[c.sem for c in sel], marker="o", ms=4, capsize=2,
+                        label=label, color=f"C{k}")  # fmt: skip
+            ax.plot(xs, [c.natural_accuracy for c in sel], ls="--", lw=1, color=f"C{k}", alpha=0.6)
+            ax.set_xticks(xs)
+            ax.set_xticklabels([c.layer.replace("net.", "") for c in sel], rotation=35, ha="right", fontsize=7)
+        ax.axhline(sel[0].chance if sel else 0, ls=":", color="grey", lw=1)
+        ax.set_title(f"recognized by {rec}", fontsize=8)
+        ax.set_ylim(-0.03, 1.05)
+        ax.set_xlabel("generation layer", fontsize=8)
+    axes[0][0].set_ylabel(f"proportion correct ({space})", fontsize=8)
+    axes[0][0].legend(fontsize=6, loc="lower left")
+    fig.suptitle(title or f"Metamer transfer ({space}): dashed = natural stimuli, dotted = chance; error bars = "
+                 "bootstrap SEM", fontsize=8)  # fmt: skip
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def transfer_matrix(cells: Sequence, order: dict[str, int], path: str | os.PathLike) -> Path:
+    """The transfer matrix: (generating model, layer) rows by recognizing model columns, proportion recognized."""
+    plt = _plt()
+    rows = sorted({(c.generator, c.layer) for c in cells}, key=lambda gl: (gl[0], order[gl[1]]))
+    cols = list(dict.fromkeys(c.recognizer for c in cells))
+    m = np.full((len(rows), len(cols)), np.nan)
+    for c in cells:
+        m[rows.index((c.generator, c.layer)), cols.index(c.recognizer)] = c.proportion
+    fig, ax = plt.subplots(figsize=(1.3 * len(cols) + 3, 0.45 * len(rows) + 1.5))
+    im = ax.imshow(m, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            if not np.isnan(m[i, j]):
+                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if m[i, j] < 0.6 else "black")  # fmt: skip
+    ax.set_xticks(range(len(cols)))
+    ax.set_xticklabels(cols, rotation=30, ha="right", fontsize=7)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([f"{g}: {lay.replace('net.', '')}" for g, lay in rows], fontsize=7)
+    ax.set_xlabel("recognizing model", fontsize=8)
+    fig.colorbar(im, ax=ax, label="proportion recognized")
+    ax.set_title(f"Metamer transfer matrix ({cells[0].label_space})", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -44,6 +44,15 @@ CREATE TABLE IF NOT EXISTS layer_similarity (
     spearman REAL, pearson REAL, snr_db REAL,
     PRIMARY KEY (metamer_id, measured_layer)
 );
+CREATE TABLE IF NOT EXISTS transfer (
+    generator TEXT NOT NULL,
+    layer TEXT NOT NULL,
+    recognizer TEXT NOT NULL,
+    label_space TEXT NOT NULL,
+    source TEXT NOT NULL,
+    n INTEGER, proportion REAL, sem REAL, natural_accuracy REAL, natural_sem REAL, chance REAL, own INTEGER,
+    PRIMARY KEY (generator, layer, recognizer, label_space, source)
+);
 CREATE TABLE IF NOT EXISTS nulls (
     model TEXT NOT NULL,
     layer TEXT NOT NULL,
@@ -120,6 +129,16 @@ class Catalog:
             db.execute(
                 "INSERT OR REPLACE INTO nulls VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (model, layer, json.dumps(fields, sort_keys=True), pairs, median, p99, mx),
+            )
+
+    def set_transfer(self, cells: Iterable[dict]) -> None:
+        """Insert or replace transfer results (one row per generator, layer, recognizer, label space, source)."""
+        cols = ("generator", "layer", "recognizer", "label_space", "source", "n", "proportion", "sem",
+                "natural_accuracy", "natural_sem", "chance", "own")  # fmt: skip
+        with self._connect() as db:
+            db.executemany(
+                f"INSERT OR REPLACE INTO transfer ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+                [tuple(c[k] for k in cols) for c in cells],
             )
 
     def query(self, sql: str, params: tuple = ()) -> list[dict]:

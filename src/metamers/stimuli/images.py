@@ -7,24 +7,36 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-__all__ = ["NULL_IMAGES", "PHOTOS", "full_images", "load_photos", "to_image_tensor"]
+__all__ = ["IMAGES", "NULL_IMAGES", "PHOTOS", "full_images", "load_photos", "to_image_tensor"]
 
-# name in skimage.data -> (what it shows, source and license as scikit-image documents them)
-PHOTOS: dict[str, tuple[str, str]] = {
-    "chelsea": ("a tabby cat", "Stefan van der Walt, CC0"),
-    "coffee": ("a cup of coffee", "Rachel Michetti, CC0"),
-    "rocket": ("a rocket on a launch pad", "SpaceX, CC0"),
-    "astronaut": ("astronaut Eileen Collins", "NASA, public domain"),
-    "camera": ("a man with a camera on a tripod (greyscale)", "scikit-image, CC0"),
+# Every picture scikit-image ships that loads offline (``skimage.data``; ``cat`` is ``chelsea`` again and is left
+# out): name -> (what it shows, its category in the 16-way task of Geirhos et al. 2018 or None, source and license as
+# scikit-image's docstrings give them).  17 distinct images.
+IMAGES: dict[str, tuple[str, str | None, str]] = {
+    "astronaut": ("astronaut Eileen Collins", None, "NASA Great Images; public domain"),
+    "brick": ("a brick wall", None, "CC0Textures; CC0"),
+    "camera": ("a man with a camera on a tripod (grey)", None, "Lav Varshney; CC0"),
+    "chelsea": ("Chelsea the cat", "cat", "Stefan van der Walt; CC0"),
+    "clock": ("a wall clock, motion-blurred (grey)", "clock", "Stefan van der Walt; public domain"),
+    "coffee": ("a cup of coffee", None, "Rachel Michetti, courtesy of Pikolo Espresso Bar; CC0"),
+    "coins": ("Greek coins from Pompeii (grey)", None, "Brooklyn Museum Collection; no known copyright restrictions"),
+    "grass": ("grass (grey)", None, "DeviantArt (linolafett); CC0"),
+    "gravel": ("gravel (grey)", None, "CC0Textures; CC0"),
+    "hubble_deep_field": ("the Hubble eXtreme Deep Field", None, "NASA / HubbleSite; public domain"),
+    "immunohistochemistry": ("immunohistochemical staining", None, "no known copyright restrictions"),
+    "moon": ("the surface of the moon (grey)", None, "scikit-image test image; no license stated"),
+    "retina": ("a human retina (fundus photograph)", None, "Wikimedia Commons; CC0"),
+    "rocket": ("the launch of DSCOVR on a Falcon 9", None, "SpaceX; public domain"),
+    "cell": ("a cell floating in saline (phase image)", None, "CC0"),
+    "page": ("a scanned page of text (grey)", None, "scikit-image test image; no license stated"),
+    "text": ("printed text (grey)", None, "Wikipedia; public domain"),
 }
-
-
-# Every scikit-image picture that loads offline, for null distributions: photographs, textures, microscopy and
-# astronomy (natural images in the broad sense: none is synthetic). CC0 / public domain per scikit-image's data notes.
-NULL_IMAGES: tuple[str, ...] = (
-    "astronaut", "brick", "camera", "chelsea", "clock", "coffee", "coins", "grass", "gravel", "hubble_deep_field",
-    "immunohistochemistry", "moon", "retina", "rocket", "cell", "page", "text",
-)  # fmt: skip
+# The photographs the demo uses (objects a person would name).
+PHOTOS: dict[str, tuple[str, str]] = {
+    n: (IMAGES[n][0], IMAGES[n][2]) for n in ("chelsea", "coffee", "rocket", "astronaut", "camera", "clock")
+}
+# All of them feed null distributions (natural images in the broad sense; none is synthetic).
+NULL_IMAGES: tuple[str, ...] = tuple(IMAGES)
 
 
 def full_images(names: Sequence[str] = NULL_IMAGES) -> list[torch.Tensor]:
@@ -81,7 +93,7 @@ def load_photos(names: Sequence[str] | None = None, size: int = 224) -> tuple[to
     from skimage import data
 
     names = list(names) if names is not None else list(PHOTOS)
-    unknown = [n for n in names if n not in PHOTOS]
+    unknown = [n for n in names if n not in IMAGES]
     if unknown:
-        raise ValueError(f"unknown photo(s) {unknown}; choose from {', '.join(PHOTOS)}.")
+        raise ValueError(f"unknown photo(s) {unknown}; choose from {', '.join(IMAGES)}.")
     return torch.stack([to_image_tensor(getattr(data, n)(), size) for n in names]), names
