@@ -1,4 +1,4 @@
-"""Natural photographs that ship inside scikit-image, centre-cropped and resized for a model."""
+"""Natural pictures that ship inside scikit-image and scikit-learn, centre-cropped and resized for a model."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import torch
 __all__ = ["IMAGES", "NULL_IMAGES", "PHOTOS", "full_images", "load_photos", "to_image_tensor"]
 
 # Every picture scikit-image ships that loads offline (``skimage.data``; ``cat`` is ``chelsea`` again and is left
-# out): name -> (what it shows, its category in the 16-way task of Geirhos et al. 2018 or None, source and license as
-# scikit-image's docstrings give them).  17 distinct images.
+# out), and scikit-learn's two sample photographs: name -> (what it shows, its category in the 16-way task of Geirhos
+# et al. 2018 or None, source and license as the packages' own notes give them).  19 distinct images.
 IMAGES: dict[str, tuple[str, str | None, str]] = {
     "astronaut": ("astronaut Eileen Collins", None, "NASA Great Images; public domain"),
     "brick": ("a brick wall", None, "CC0Textures; CC0"),
@@ -30,7 +30,11 @@ IMAGES: dict[str, tuple[str, str | None, str]] = {
     "cell": ("a cell floating in saline (phase image)", None, "CC0"),
     "page": ("a scanned page of text (grey)", None, "scikit-image test image; no license stated"),
     "text": ("printed text (grey)", None, "Wikipedia; public domain"),
+    "china": ("a Chinese temple (scikit-learn)", None, "danielbuechele on Flickr; CC BY 2.0"),
+    "flower": ("a flower (scikit-learn)", None, "vultilion on Flickr; CC BY 2.0"),
 }
+# where each picture comes from: scikit-image's ``skimage.data`` unless listed here
+_SKLEARN = {"china": "china.jpg", "flower": "flower.jpg"}
 # The photographs the demo uses (objects a person would name).
 PHOTOS: dict[str, tuple[str, str]] = {
     n: (IMAGES[n][0], IMAGES[n][2]) for n in ("chelsea", "coffee", "rocket", "astronaut", "camera", "clock")
@@ -47,16 +51,25 @@ def full_images(names: Sequence[str] = NULL_IMAGES) -> list[torch.Tensor]:
     >>> [tuple(t.shape) for t in full_images(["chelsea", "camera"])]
     [(3, 300, 451), (3, 512, 512)]
     """
-    from skimage import data
-
     out = []
     for n in names:
-        img = np.asarray(getattr(data, n)())
+        img = _raw(n)
         img = img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else img.astype(np.float32)
         if img.ndim == 2:
             img = np.repeat(img[..., None], 3, axis=2)
         out.append(torch.from_numpy(np.ascontiguousarray(img[..., :3])).permute(2, 0, 1).clamp(0, 1))
     return out
+
+
+def _raw(name: str) -> np.ndarray:
+    """One picture as the package ships it."""
+    if name in _SKLEARN:
+        from sklearn.datasets import load_sample_image
+
+        return np.asarray(load_sample_image(_SKLEARN[name]))
+    from skimage import data
+
+    return np.asarray(getattr(data, name)())
 
 
 def to_image_tensor(img: np.ndarray, size: int) -> torch.Tensor:
@@ -90,10 +103,8 @@ def load_photos(names: Sequence[str] | None = None, size: int = 224) -> tuple[to
     >>> tuple(x.shape), names
     ((2, 3, 64, 64), ['chelsea', 'coffee'])
     """
-    from skimage import data
-
     names = list(names) if names is not None else list(PHOTOS)
     unknown = [n for n in names if n not in IMAGES]
     if unknown:
         raise ValueError(f"unknown photo(s) {unknown}; choose from {', '.join(IMAGES)}.")
-    return torch.stack([to_image_tensor(getattr(data, n)(), size) for n in names]), names
+    return torch.stack([to_image_tensor(_raw(n), size) for n in names]), names
