@@ -120,7 +120,7 @@ def test_images_per_source_gives_enough_pairs():
 def test_as_displayed_is_what_the_png_holds(tmp_path):
     from PIL import Image
 
-    from metamers.demo import save_png
+    from metamers.stimuli import save_png
 
     x = torch.rand(3, 8, 8)
     save_png(x, tmp_path / "a.png")

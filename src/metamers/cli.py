@@ -69,9 +69,8 @@ def _cmd_models(args: argparse.Namespace) -> None:
 
 
 def _cmd_synthesize(args: argparse.Namespace) -> None:
-    from metamers.demo import save_png
     from metamers.settings import SynthesisSettings
-    from metamers.stimuli import load_photos
+    from metamers.stimuli import load_photos, save_png
     from metamers.synthesis import synthesize
 
     zoo = _model_from_spec(args.model, None, args.weights)

@@ -15,64 +15,19 @@ from pathlib import Path
 import torch
 
 from metamers.models import load
+from metamers.report.figures import image_grid
 from metamers.runs.transfer import transfer_dir
 from metamers.runs.validate import validate_dir
 from metamers.similarity import spearman
-from metamers.stimuli import load_photos
+from metamers.stimuli import load_photos, save_png
 from metamers.synthesis import SynthesisResult, synthesize
 from metamers.validation import format_table
 
-__all__ = ["DEMO_STAGES", "image_grid", "run_demo", "save_png"]
+__all__ = ["DEMO_STAGES", "format_summary", "run_demo", "transfer_trend"]
 
 DEMO_STAGES = ("block_2", "block_4", "block_7")
 DEMO_PHOTOS = ("chelsea", "coffee", "rocket", "camera")
 DEMO_RECOGNIZERS = ("efficientnet-lite1", "efficientnet-lite2", "efficientnet-lite0-random")
-
-
-def save_png(image: torch.Tensor, path: Path) -> Path:
-    """Write a ``(3, H, W)`` image in [0, 1] as an 8-bit PNG (what a person sees)."""
-    from PIL import Image
-
-    arr = (image.detach().clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype("uint8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(arr).save(path)
-    return path
-
-
-def image_grid(
-    originals: torch.Tensor,
-    columns: dict[str, torch.Tensor],
-    row_names: Sequence[str],
-    path: Path,
-    notes: dict[str, list[str]] | None = None,
-) -> Path:
-    """A figure of stimuli (rows) by generation stage (columns), the original first."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cols = ["original", *columns]
-    n = len(row_names)
-    fig, axes = plt.subplots(n, len(cols), figsize=(2.2 * len(cols), 2.3 * n), squeeze=False)
-    for i, name in enumerate(row_names):
-        for j, col in enumerate(cols):
-            img = originals[i] if col == "original" else columns[col][i]
-            ax = axes[i][j]
-            ax.imshow(img.clamp(0, 1).permute(1, 2, 0).numpy())
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(col, fontsize=10)
-            if j == 0:
-                ax.set_ylabel(name, fontsize=10)
-            if notes and col in notes:
-                ax.set_xlabel(notes[col][i], fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def run_demo(

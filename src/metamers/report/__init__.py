@@ -1,5 +1,5 @@
 """Figures and tables from what a run wrote."""
 
-from metamers.report.figures import null_grid, relu_comparison_figure, transfer_curves, transfer_matrix
+from metamers.report.figures import image_grid, null_grid, relu_comparison_figure, transfer_curves, transfer_matrix
 
-__all__ = ["null_grid", "relu_comparison_figure", "transfer_curves", "transfer_matrix"]
+__all__ = ["image_grid", "null_grid", "relu_comparison_figure", "transfer_curves", "transfer_matrix"]

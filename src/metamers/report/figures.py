@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
-__all__ = ["null_grid", "relu_comparison_figure"]
+__all__ = ["image_grid", "null_grid", "relu_comparison_figure"]
 
 
 def _plt():
@@ -18,6 +19,17 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _save(fig, path: str | os.PathLike) -> Path:
+    """Lay out, write (PNG or SVG by suffix) and close a figure."""
+    plt = _plt()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def null_grid(
@@ -68,12 +80,7 @@ def null_grid(
     axes[0][0].legend(fontsize=6, loc="upper left")
     fig.suptitle(title or "Spearman rho: metamers (blue) against the null (red); generation layer framed", fontsize=9)
     fig.supxlabel("measured layer", fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def relu_comparison_figure(
@@ -107,12 +114,7 @@ def relu_comparison_figure(
     ax.set_ylabel("Spearman rho at the layer")
     ax.set_title(title or "Matching fidelity by generation layer", fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def transfer_curves(cells: Sequence, order: dict[str, int], path: str | os.PathLike, title: str = "") -> Path:
@@ -152,12 +154,7 @@ def transfer_curves(cells: Sequence, order: dict[str, int], path: str | os.PathL
     axes[0][0].legend(fontsize=6, loc="lower left")
     fig.suptitle(title or f"Metamer transfer ({space}): dashed = natural stimuli, dotted = chance; error bars = "
                  "bootstrap SEM", fontsize=8)  # fmt: skip
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def transfer_matrix(cells: Sequence, order: dict[str, int], path: str | os.PathLike) -> Path:
@@ -182,9 +179,32 @@ def transfer_matrix(cells: Sequence, order: dict[str, int], path: str | os.PathL
     ax.set_xlabel("recognizing model", fontsize=8)
     fig.colorbar(im, ax=ax, label="proportion recognized")
     ax.set_title(f"Metamer transfer matrix ({cells[0].label_space})", fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
+
+
+def image_grid(
+    originals: torch.Tensor,
+    columns: dict[str, torch.Tensor],
+    row_names: Sequence[str],
+    path: Path,
+    notes: dict[str, list[str]] | None = None,
+) -> Path:
+    """A figure of stimuli (rows) by generation stage (columns), the original first."""
+    plt = _plt()
+    cols = ["original", *columns]
+    n = len(row_names)
+    fig, axes = plt.subplots(n, len(cols), figsize=(2.2 * len(cols), 2.3 * n), squeeze=False)
+    for i, name in enumerate(row_names):
+        for j, col in enumerate(cols):
+            img = originals[i] if col == "original" else columns[col][i]
+            ax = axes[i][j]
+            ax.imshow(img.clamp(0, 1).permute(1, 2, 0).numpy())
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(col, fontsize=10)
+            if j == 0:
+                ax.set_ylabel(name, fontsize=10)
+            if notes and col in notes:
+                ax.set_xlabel(notes[col][i], fontsize=8)
+    return _save(fig, path)

@@ -1,7 +1,7 @@
 """Stimulus sets: natural images that installed packages ship, and the augmentations that stretch them."""
 
 from metamers.stimuli.augment import CropFlip, augmented_batches
-from metamers.stimuli.images import IMAGES, NULL_IMAGES, PHOTOS, full_images, load_photos, to_image_tensor
+from metamers.stimuli.images import IMAGES, NULL_IMAGES, PHOTOS, full_images, load_photos, save_png, to_image_tensor
 
 __all__ = [
     "IMAGES",
@@ -11,5 +11,6 @@ __all__ = [
     "augmented_batches",
     "full_images",
     "load_photos",
+    "save_png",
     "to_image_tensor",
 ]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 
-__all__ = ["IMAGES", "NULL_IMAGES", "PHOTOS", "full_images", "load_photos", "to_image_tensor"]
+__all__ = ["IMAGES", "NULL_IMAGES", "PHOTOS", "full_images", "load_photos", "save_png", "to_image_tensor"]
 
 # Every picture scikit-image ships that loads offline (``skimage.data``; ``cat`` is ``chelsea`` again and is left
 # out), and scikit-learn's two sample photographs: name -> (what it shows, its category in the 16-way task of Geirhos
@@ -108,3 +110,14 @@ def load_photos(names: Sequence[str] | None = None, size: int = 224) -> tuple[to
     if unknown:
         raise ValueError(f"unknown photo(s) {unknown}; choose from {', '.join(IMAGES)}.")
     return torch.stack([to_image_tensor(_raw(n), size) for n in names]), names
+
+
+def save_png(image: torch.Tensor, path: str | os.PathLike) -> Path:
+    """Write a ``(3, H, W)`` image in [0, 1] as an 8-bit PNG (what a person sees)."""
+    from PIL import Image
+
+    arr = (image.detach().clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype("uint8")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+    return path
