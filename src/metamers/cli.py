@@ -82,9 +82,12 @@ def _cmd_synthesize(args: argparse.Namespace) -> None:
     changes = {k: v for k, v in given.items() if v is not None}
     settings = SynthesisSettings.preset(args.preset, **changes)
     out = Path(args.out)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    why = "asked for" if args.device else ("a GPU is present" if device == "cuda" else "no GPU found")
+    print(f"device {device} ({why}); batch {len(names)} (every stimulus in one optimisation); precision float32")
     result = synthesize(
         zoo.module,
-        x,
+        x.to(device),
         layer,
         settings,
         checkpoint=out / "checkpoints" / f"{zoo.name}_{args.layer}.pt",
@@ -205,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, help="seed of the initial noise")
     q.add_argument("--out", default="metamers-output", help="output directory; rerun to resume (default: %(default)s)")
     q.add_argument("--checkpoint-every", type=int, default=500, help="iterations between checkpoints")
+    q.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when present, else cpu)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(func=_cmd_synthesize)
 

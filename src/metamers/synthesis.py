@@ -317,7 +317,8 @@ def synthesize(
     settings = (settings or SynthesisSettings()).replace(**changes) if changes else settings or SynthesisSettings()
     _check_inputs(stimuli, settings)
     device = torch.device(device) if device is not None else stimuli.device
-    if device != stimuli.device:
+    param = next(model.parameters(), None)
+    if param is not None and param.device != device:
         model.to(device)
     stimuli_cpu = stimuli.detach().cpu()
     x0 = _initial_noise(settings, stimuli_cpu) if init is None else init.detach().cpu().to(stimuli.dtype)

@@ -88,8 +88,9 @@ class ZooModel:
         """Top-1 label indices for a batch of stimuli."""
         was = self.module.training
         self.module.eval()
+        param = next(self.module.parameters(), None)
         try:
-            return self.module(x).argmax(dim=-1)
+            return self.module(x.to(param.device) if param is not None else x).argmax(dim=-1).cpu()
         finally:
             self.module.train(was)
 

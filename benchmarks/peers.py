@@ -1,0 +1,220 @@
+"""metamers against its peers: plenoptic 2.1.1 and a plain reference loop, on pretrained EfficientNet-Lite0.
+
+Work: metamers of 8 natural pictures (224x224) at an early, a middle and a late stage, from the same initial noise,
+with Adam at the same learning rate for the same number of iterations.
+
+- ``ours``: ``metamers.synthesize`` with its defaults except learning rate and iteration count: one batched
+  optimisation of the 8 pictures, the pass truncated at the layer.
+- ``plenoptic``: ``plenoptic.Metamer`` as its documentation reproduces Feather et al. (2023): the network wrapped by
+  ``po.models.DeepNetFeatures`` (torchvision's feature extractor, truncated at the layer, normalisation inside), default
+  loss (MSE) and range penalty, Adam without amsgrad, one picture per object (a batch would couple the pictures through
+  one mean loss and one stopping rule).  In float32 like the others (the documentation uses float64, slower still).
+- ``reference``: the authors' scripts' shape: one picture at a time, the whole network every step, the layer read by
+  a hook, Adam, clamp to [0, 1].
+
+Each contender runs in its own process (peak memory is its own).  Fidelity: Spearman rho at the generation layer of
+the final metamers, and the iterations until rho >= 0.95 (from snapshots every ``--every`` iterations, not timed).
+
+Run by hand (plenoptic installed after the pinned torch: ``.venv/bin/pip install plenoptic==2.1.1``):
+    .venv/bin/python benchmarks/peers.py [--iterations 150]
+Writes benchmarks/results/peers.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import machine
+
+STAGES = {"early": "block_2", "middle": "block_4", "late": "block_7"}
+PICTURES = ["chelsea", "coffee", "rocket", "astronaut", "camera", "clock", "china", "flower"]
+LR = 0.01
+
+
+def _setup():
+    from metamers import white_noise
+    from metamers.models import load
+    from metamers.stimuli import load_photos
+
+    torch.manual_seed(0)
+    zoo = load("efficientnet-lite0")
+    zoo.module.requires_grad_(False).eval()
+    x, _ = load_photos(PICTURES, size=224)
+    init = white_noise(tuple(x.shape), seed=0)
+    return zoo, x, init
+
+
+def _fidelity(zoo, layer: str, x: torch.Tensor, snapshots: list[tuple[int, torch.Tensor]]) -> dict:
+    """Median rho of the final metamers, and iterations until each reaches rho >= 0.95."""
+    from metamers import capture, spearman
+
+    target = capture(zoo.module, x, [layer])[layer]
+    reached = [None] * x.shape[0]
+    final = None
+    for it, snap in snapshots:
+        rho = spearman(capture(zoo.module, snap, [layer])[layer], target)
+        for i, r in enumerate(rho.tolist()):
+            if reached[i] is None and r >= 0.95:
+                reached[i] = it
+        final = rho
+    done = sorted(r for r in reached if r is not None)
+    return {
+        "median_rho": float(final.median()),
+        "min_rho": float(final.min()),
+        "reached_095": f"{len(done)}/{len(reached)}",
+        "median_iters_to_095": done[len(done) // 2] if len(done) * 2 > len(reached) else None,
+    }
+
+
+def run_ours(iterations: int, every: int) -> dict:
+    from metamers import synthesize
+
+    zoo, x, init = _setup()
+    out = {}
+    for stage, name in STAGES.items():
+        layer = zoo.stages[name]
+        snaps: list[tuple[int, torch.Tensor]] = []
+
+        def keep(it: int, m: torch.Tensor, snaps=snaps) -> None:
+            if it % every == 0:
+                snaps.append((it, m.detach().clone()))
+
+        t = time.perf_counter()
+        synthesize(zoo.module, x, layer, iterations=iterations, lr=LR, schedule="constant", init=init, callback=keep,
+                   progress=False)  # fmt: skip
+        wall = time.perf_counter() - t
+        out[stage] = {"layer": layer, "wall_s": wall, **_fidelity(zoo, layer, x, snaps)}
+    return out
+
+
+def run_plenoptic(iterations: int, every: int) -> dict:
+    import plenoptic as po
+
+    zoo, x, init = _setup()
+    net, norm = zoo.module.net, zoo.module.preprocess
+    out = {}
+    for stage, name in STAGES.items():
+        layer = zoo.stages[name]
+        model = po.models.DeepNetFeatures(net, layer.removeprefix("net."), norm)
+        po.remove_grad(model)
+        model.eval()
+        finals, saved = [], []
+        t = time.perf_counter()
+        for i in range(x.shape[0]):
+            met = po.Metamer(x[i : i + 1], model)
+            met.setup(initial_image=init[i : i + 1].clone(), optimizer_kwargs={"lr": LR, "amsgrad": False})
+            met.synthesize(max_iter=iterations, store_progress=every, stop_criterion=-1.0,
+                           stop_iters_to_check=iterations)  # fmt: skip
+            finals.append(met.metamer.detach())
+            saved.append(met.saved_metamer.detach())
+        wall = time.perf_counter() - t
+        # saved_metamer[k] is the metamer after k * every iterations (k = 0 is the initial image)
+        stack = torch.stack(saved)  # (images, snapshots, 1, 3, H, W)
+        snaps = [(k * every, stack[:, k, 0]) for k in range(1, stack.shape[1])]
+        if not snaps or snaps[-1][0] != iterations:
+            snaps.append((iterations, torch.cat(finals)))
+        out[stage] = {"layer": layer, "wall_s": wall, **_fidelity(zoo, layer, x, snaps)}
+    return out
+
+
+def run_reference(iterations: int, every: int) -> dict:
+    zoo, x, init = _setup()
+    modules = dict(zoo.module.named_modules())
+    out = {}
+    for stage, name in STAGES.items():
+        layer = zoo.stages[name]
+        grabbed = {}
+        handle = modules[layer].register_forward_hook(lambda m, i, o, g=grabbed: g.__setitem__("a", o))
+        finals, snaps_per = [], []
+        t = time.perf_counter()
+        for i in range(x.shape[0]):
+            with torch.no_grad():
+                zoo.module(x[i : i + 1])
+                target = grabbed["a"].clone()
+            m = init[i : i + 1].clone().requires_grad_(True)
+            opt = torch.optim.Adam([m], lr=LR)
+            mine = []
+            for it in range(1, iterations + 1):
+                opt.zero_grad()
+                zoo.module(m)  # the whole network, every step
+                loss = (grabbed["a"] - target).pow(2).sum()
+                loss.backward()
+                opt.step()
+                with torch.no_grad():
+                    m.clamp_(0, 1)
+                if it % every == 0:
+                    mine.append((it, m.detach().clone()))
+            finals.append(m.detach())
+            snaps_per.append(mine)
+        wall = time.perf_counter() - t
+        handle.remove()
+        snaps = [(snaps_per[0][k][0], torch.cat([s[k][1] for s in snaps_per])) for k in range(len(snaps_per[0]))]
+        out[stage] = {"layer": layer, "wall_s": wall, **_fidelity(zoo, layer, x, snaps)}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--iterations", type=int, default=150)
+    ap.add_argument("--every", type=int, default=25)
+    ap.add_argument("--contender", choices=["ours", "plenoptic", "reference"])
+    args = ap.parse_args()
+    runs = {"ours": run_ours, "plenoptic": run_plenoptic, "reference": run_reference}
+    if args.contender:
+        res = runs[args.contender](args.iterations, args.every)
+        res["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        print(json.dumps(res))
+        return
+    results = {}
+    for name in runs:
+        cmd = [sys.executable, __file__, "--contender", name, "--iterations", str(args.iterations),
+               "--every", str(args.every)]  # fmt: skip
+        done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, check=True)
+        results[name] = json.loads(done.stdout.splitlines()[-1])
+        print(name, json.dumps(results[name]), flush=True)
+    import plenoptic
+
+    n = len(PICTURES)
+    res = {"machine": machine(), "plenoptic": plenoptic.__version__, "iterations": args.iterations, "lr": LR,
+           "pictures": PICTURES, "results": results}  # fmt: skip
+    out = Path(__file__).parent / "results" / "peers"
+    out.with_suffix(".json").write_text(json.dumps(res, indent=2))
+    m = res["machine"]
+    lines = [
+        "# metamers against plenoptic and a reference loop (EfficientNet-Lite0, 224x224, 8 pictures)",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory']}, GPU: {m['gpu']}; torch {m['torch']}, "
+        f"{m['torch_threads']} threads; plenoptic {plenoptic.__version__}.",
+        f"Same initial noise, Adam at lr {LR}, {args.iterations} iterations for every contender; fidelity from "
+        f"snapshots every {args.every} iterations.",
+        "",
+        "| stage | contender | wall (s) | metamer-iterations/s | vs plenoptic | vs reference | median rho | "
+        "rho>=0.95 | iterations to 0.95 | peak RSS (GiB) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for stage in STAGES:
+        for name in runs:
+            r = results[name][stage]
+            speed = n * args.iterations / r["wall_s"]
+            vs_p = results["plenoptic"][stage]["wall_s"] / r["wall_s"]
+            vs_r = results["reference"][stage]["wall_s"] / r["wall_s"]
+            lines.append(
+                f"| {stage} (`{r['layer']}`) | {name} | {r['wall_s']:.1f} | {speed:.1f} | {vs_p:.2f}x | {vs_r:.2f}x | "
+                f"{r['median_rho']:.4f} | {r['reached_095']} | {r['median_iters_to_095'] or '-'} | "
+                f"{results[name]['peak_rss_gib']:.2f} |"
+            )
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
