@@ -27,7 +27,10 @@ test: lint
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/synthesis_overhead.py
+	$(BIN)/python benchmarks/null_speed.py
+	$(BIN)/python benchmarks/peers.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache

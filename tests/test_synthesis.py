@@ -75,6 +75,15 @@ def test_batch_equals_one_at_a_time():
         assert torch.allclose(batch.metamers[i], one.metamers[0], atol=1e-5)
 
 
+def test_chunked_passes_give_the_same_metamers():
+    x = torch.rand(5, 3, 12, 12)
+    whole = synthesize(small_cnn(), x, "3", iterations=40, lr=0.01, chunk_size=5)
+    for c in (1, 2, 3):
+        chunked = synthesize(small_cnn(), x, "3", iterations=40, lr=0.01, chunk_size=c)
+        assert torch.allclose(chunked.metamers, whole.metamers, atol=1e-5)
+        assert torch.allclose(chunked.losses, whole.losses, rtol=1e-4)
+
+
 def test_each_item_stops_on_its_own_loss():
     x = torch.rand(2, 3, 12, 12)
     init = x.clone()
