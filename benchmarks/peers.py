@@ -175,6 +175,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--iterations", type=int, default=150)
     ap.add_argument("--every", type=int, default=25)
+    ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--contender", choices=["ours", "plenoptic", "reference"])
     args = ap.parse_args()
     runs = {"ours": run_ours, "plenoptic": run_plenoptic, "reference": run_reference}
@@ -183,13 +184,24 @@ def main() -> None:
         res["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         print(json.dumps(res))
         return
-    results = {}
-    for name in runs:
-        cmd = [sys.executable, __file__, "--contender", name, "--iterations", str(args.iterations),
-               "--every", str(args.every)]  # fmt: skip
-        done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, check=True)
-        results[name] = json.loads(done.stdout.splitlines()[-1])
-        print(name, json.dumps(results[name]), flush=True)
+    # Timing on a shared virtual machine is noisy: run every contender --rounds times, alternating the order, and
+    # keep each one's fastest round per stage (fidelity is the same in every round: the runs are deterministic).
+    results: dict[str, dict] = {}
+    order = list(runs)
+    for k in range(args.rounds):
+        for name in order if k % 2 == 0 else order[::-1]:
+            cmd = [sys.executable, __file__, "--contender", name, "--iterations", str(args.iterations),
+                   "--every", str(args.every)]  # fmt: skip
+            done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, check=True)
+            got = json.loads(done.stdout.splitlines()[-1])
+            print(name, f"round {k}", json.dumps(got), flush=True)
+            if name not in results:
+                results[name] = got
+            else:
+                for stage in STAGES:
+                    if got[stage]["wall_s"] < results[name][stage]["wall_s"]:
+                        results[name][stage] = got[stage]
+                results[name]["peak_rss_gib"] = max(results[name]["peak_rss_gib"], got["peak_rss_gib"])
     import plenoptic
 
     n = len(PICTURES)
@@ -204,7 +216,7 @@ def main() -> None:
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory']}, GPU: {m['gpu']}; torch {m['torch']}, "
         f"{m['torch_threads']} threads; plenoptic {plenoptic.__version__}.",
         f"Same initial noise, Adam at lr {LR}, {args.iterations} iterations for every contender; fidelity from "
-        f"snapshots every {args.every} iterations.",
+        f"snapshots every {args.every} iterations; wall time is each contender's best of {args.rounds} rounds.",
         "",
         "| stage | contender | wall (s) | metamer-iterations/s | vs plenoptic | vs reference | median rho | "
         "rho>=0.95 | iterations to 0.95 | peak RSS (GiB) |",
