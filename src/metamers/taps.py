@@ -103,7 +103,7 @@ def frozen(model: nn.Module) -> Iterator[nn.Module]:
 
 def _trace(model: nn.Module, example: torch.Tensor) -> list[Layer]:
     """Run one full forward pass and describe every tensor-valued module call, in start order."""
-    paths = {m: ("" if p == "" else p) for p, m in model.named_modules()}
+    paths = {m: p for p, m in model.named_modules()}
     recorder = ReluRecorder()
     counts: Counter[nn.Module] = Counter()
     stack: list[tuple[int, int]] = []
@@ -113,7 +113,7 @@ def _trace(model: nn.Module, example: torch.Tensor) -> list[Layer]:
     def pre(module: nn.Module, args: tuple) -> None:
         call = counts[module]
         counts[module] += 1
-        raw.append({"module": module, "call": call, "start": len(raw), "done": None})
+        raw.append({"module": module, "call": call, "done": None})
         stack.append((len(raw) - 1, len(recorder.calls)))
 
     def post(module: nn.Module, args: tuple, output: object) -> None:
