@@ -80,9 +80,9 @@ def auto_chunk_size(device: torch.device | str, n: int) -> int:
     """How many items go through the model together: the whole batch on a GPU, two at a time on a CPU.
 
     On a CPU the batch is still one optimisation (one Adam step for all items), but the forward and backward passes run
-    on a few items at a time: their activations stay in cache. Measured on a 2-core AMD EPYC with EfficientNet-Lite0 at
-    224x224 and 8 pictures, two at a time cost 22 / 32 / 45 ms per item-iteration at an early / middle / late stage,
-    against 63 / 42 / 49 ms for all eight together (benchmarks/results/peers.md).
+    on a few items at a time: their activations stay in cache. Measured once by hand (``synthesize`` with chunk sizes
+    1, 2, 4, 8, 20 iterations each) on a 2-core AMD EPYC with EfficientNet-Lite0 at 224x224 and 8 pictures: two at a
+    time cost 22 / 32 / 45 ms per item-iteration at an early / middle / late stage, all eight together 63 / 42 / 49 ms.
 
     Examples
     --------
@@ -437,18 +437,14 @@ def _optimise(
         while it < s.iterations and not finished:
             for group in opt.param_groups:
                 group["lr"] = s.lr_at(it)
-            if chunk >= n:
-                acts = taps(x)[layer]
-                losses = item_losses(acts, target, s.loss)
-                (grad,) = torch.autograd.grad(losses.sum(), x)
-            else:  # items are independent: the same gradients, a few items at a time (cache-friendly on a CPU)
-                grad = torch.empty_like(x)
-                losses = torch.empty(n, dtype=x.dtype, device=device)
-                for a in range(0, n, chunk):
-                    xa = x.detach()[a : a + chunk].requires_grad_(True)
-                    la = item_losses(taps(xa)[layer], target[a : a + chunk], s.loss)
-                    (grad[a : a + chunk],) = torch.autograd.grad(la.sum(), xa)
-                    losses[a : a + chunk] = la.detach()
+            # items are independent: the same gradients whatever the chunk (a few at a time is cache-friendly on a CPU)
+            grad = torch.empty_like(x)
+            losses = torch.empty(n, dtype=x.dtype, device=device)
+            for a in range(0, n, chunk):
+                xa = x.detach()[a : a + chunk].requires_grad_(True)
+                la = item_losses(taps(xa)[layer], target[a : a + chunk], s.loss)
+                (grad[a : a + chunk],) = torch.autograd.grad(la.sum(), xa)
+                losses[a : a + chunk] = la.detach()
             if all_active:  # known on the host: no masking, no synchronisation
                 x.grad = grad
             else:

@@ -67,7 +67,7 @@ def _nulls(
     base = {
         "model": zoo.name,
         "weights": zoo.provenance.get("sha256", zoo.provenance.get("seed")),
-        "stimuli": "skimage:" + ",".join(images),
+        "stimuli": "images:" + ",".join(images),
         "augment": f"{augment.spec()} x{per}",
         "size": zoo.input_shape[-1],
         "pairs": n_pairs,
