@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from metamers.models.base import ZooModel
 from metamers.models.efficientnet import LITE, lite
 from metamers.models.torchvision_nets import TORCHVISION, find_weights, missing_weights_message, torchvision_model
+from metamers.models.word_zoo import WEIGHTS_DIR, WORD_NETS, word_model
 
 __all__ = ["Entry", "available", "load", "names"]
 
@@ -70,7 +71,27 @@ def _entries() -> dict[str, Entry]:
             f"{arch} architecture, seeded random initialization (seed 0)",
             lambda a=arch, weights=None: torchvision_model(a, pretrained=False, seed=0, weights=weights),
         )
+    for name, arch in WORD_NETS.items():
+        kind = "reduced-aliasing (Table S3)" if arch == "reduced_aliasing" else "standard (Table S2)"
+        shipped = _needs_shipped(name)
+        out[name] = Entry(
+            name,
+            f"word network, {kind}, trained here on the offline speech corpus; 2 s waveform at 20 kHz",
+            lambda n=name, weights=None: word_model(n, pretrained=True, weights=weights),
+            shipped,
+        )
+        out[f"{name}-random"] = Entry(
+            f"{name}-random",
+            f"word network, {kind}, seeded random initialization (seed 0)",
+            lambda n=name, weights=None: word_model(n, pretrained=False, seed=0, weights=weights),
+            shipped,
+        )
     return out
+
+
+def _needs_shipped(name: str) -> Callable[[], str | None]:
+    path = WEIGHTS_DIR / f"{name}.safetensors"
+    return lambda: None if path.exists() else f"the shipped weights {path.name} are missing from this install"
 
 
 SECOND_SEED = (
