@@ -1,0 +1,1 @@
+"""Audio: the cochleagram, speech corpus, word networks and their training."""
