@@ -179,6 +179,58 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     print(f"\nthe demo's output is in {Path(args.out).resolve()}")
 
 
+def _cmd_corpus(args: argparse.Namespace) -> None:
+    from metamers.audio.corpus import build_corpus, default_root, default_splits
+    from metamers.audio.speech import SpeechSourceMissing
+
+    root = Path(args.root) if args.root else default_root()
+    snr = None if args.clean_tests else (-10.0, 10.0)
+    specs = default_splits(n_train=args.train, n_valid=args.valid, n_test=args.test, seed=args.seed, test_snr_db=snr)
+    wanted = args.splits.split(",") if args.splits else list(specs)
+    unknown = [w for w in wanted if w not in specs]
+    if unknown:
+        raise CLIError(f"unknown split(s) {', '.join(unknown)}; choose from {', '.join(specs)}.")
+    for name in wanted:
+        try:
+            folder = build_corpus(specs[name], root, progress=not args.quiet)
+        except SpeechSourceMissing as e:
+            raise CLIError(str(e)) from e
+        print(f"{name}: {specs[name].n_clips} clips ({specs[name].source}) in {folder}")
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from metamers.audio.corpus import default_root
+    from metamers.audio.training import TrainingError, TrainSettings, train_word_net
+    from metamers.models.word_zoo import export_weights
+
+    try:
+        settings = TrainSettings(
+            architecture=args.architecture.replace("-", "_"),
+            width=args.width,
+            task=args.task,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            patience=args.patience,
+            target_accuracy=args.target_accuracy,
+            max_minutes=args.max_minutes,
+            seed=args.seed,
+        )
+        out = Path(args.out)
+        card = train_word_net(args.corpus or default_root(), out, settings, device=args.device, progress=not args.quiet)
+    except TrainingError as e:
+        raise CLIError(str(e)) from e
+    print(
+        f"stopped: {card['stopped']}; best epoch {card['best_epoch']}, validation accuracy {card['valid_accuracy']:.3f}"
+    )
+    for split, r in card["held_out"].items():
+        print(f"held out {split} ({r['source']}, {r['clips']} clips): accuracy {r['accuracy']:.3f}")
+    state = torch.load(out / "model.pt", map_location="cpu", weights_only=True)
+    path = export_weights(state, card, out / "weights.safetensors")
+    print(f"wrote {path} (float16) and its card {path.with_suffix('.json')}")
+    print(f"load it with metamers.load('word-{args.architecture.replace('_', '-')}', weights='{path}')")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     p = argparse.ArgumentParser(
@@ -248,6 +300,34 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--pairs", type=int, default=20_000, help="pairs per null distribution (default: %(default)s)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(func=_cmd_demo)
+
+    q = sub.add_parser("corpus", help="build the offline speech corpus (espeak-ng, flite, recorded words)")
+    q.add_argument("root", nargs="?", help="where to build it (default: $METAMERS_CORPUS or ~/.cache/metamers/corpus)")
+    q.add_argument("--splits", help="comma-separated subset of train,valid,test-flite,test-recorded (default: all)")
+    q.add_argument("--train", type=int, default=8000, help="training clips (default: %(default)s)")
+    q.add_argument("--valid", type=int, default=1000, help="validation clips (default: %(default)s)")
+    q.add_argument("--test", type=int, default=1000, help="clips per held-out test split (default: %(default)s)")
+    q.add_argument("--clean-tests", action="store_true", help="held-out splits without background sounds")
+    q.add_argument("--seed", type=int, default=0, help="base seed (default: %(default)s)")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.set_defaults(func=_cmd_corpus)
+
+    q = sub.add_parser("train", help="train a word network on the speech corpus (checkpoints; rerun to resume)")
+    q.add_argument("--architecture", default="standard", choices=["standard", "reduced-aliasing"])
+    q.add_argument("--width", type=float, default=0.125, help="channel scale, 1.0 = the paper's (default: %(default)s)")
+    q.add_argument("--task", default="word", choices=["word", "background", "joint"])
+    q.add_argument("--corpus", help="corpus root (default: $METAMERS_CORPUS or ~/.cache/metamers/corpus)")
+    q.add_argument("--out", required=True, help="run folder: checkpoint, best weights, card; rerun to resume")
+    q.add_argument("--epochs", type=int, default=30, help="at most this many epochs (default: %(default)s)")
+    q.add_argument("--batch-size", type=int, default=32, help="(default: %(default)s)")
+    q.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: %(default)s)")
+    q.add_argument("--patience", type=int, default=4, help="epochs without improvement before stopping (%(default)s)")
+    q.add_argument("--target-accuracy", type=float, help="stop at this validation accuracy (the paper's rule)")
+    q.add_argument("--max-minutes", type=float, help="stop after this much training time")
+    q.add_argument("--seed", type=int, default=0, help="initialization and shuffling seed (default: %(default)s)")
+    q.add_argument("--device", help="cpu, cuda, ... (default: cuda when present, else cpu)")
+    q.add_argument("--quiet", action="store_true", help="no progress bars")
+    q.set_defaults(func=_cmd_train)
     return p
 
 

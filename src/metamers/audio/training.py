@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from ..models.word_nets import ARCHITECTURES, TASKS, WordNet
 from .cochleagram import Cochleagram, CochleagramSettings
 
-__all__ = ["TrainSettings", "TrainingError", "cached_cochleagrams", "evaluate", "train_word_net"]
+__all__ = ["TrainSettings", "TrainingError", "band_limit", "cached_cochleagrams", "evaluate", "train_word_net"]
 
 
 class TrainingError(RuntimeError):
@@ -54,6 +54,12 @@ class TrainSettings:
         Epochs without a better validation accuracy before stopping.
     target_accuracy : float or None
         Stop as soon as validation accuracy (main head) reaches this (the paper's matched-performance rule).
+    lowpass_prob : float
+        Fraction of training clips band-limited at random (see :func:`band_limit`): the synthetic training voices
+        reach 10 kHz, real telephone recordings stop at 4 kHz, and a network that leans on the top octave fails on
+        them.
+    lowpass_hz : (float, float)
+        Range of the random cut-off frequency.
     max_minutes : float or None
         Stop after this much training time (the best epoch so far is kept).
     seed : int
@@ -68,6 +74,8 @@ class TrainSettings:
     weight_decay: float = 1e-4
     patience: int = 4
     target_accuracy: float | None = None
+    lowpass_prob: float = 0.5
+    lowpass_hz: tuple[float, float] = (3400.0, 8000.0)
     max_minutes: float | None = None
     seed: int = 0
 
@@ -78,6 +86,9 @@ class TrainSettings:
             raise TrainingError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}.")
         if self.epochs < 1 or self.batch_size < 1:
             raise TrainingError("epochs and batch_size must be at least 1.")
+        if not 0 <= self.lowpass_prob <= 1:
+            raise TrainingError(f"lowpass_prob must be in [0, 1], got {self.lowpass_prob}.")
+        object.__setattr__(self, "lowpass_hz", tuple(float(v) for v in self.lowpass_hz))
 
     def to_dict(self) -> dict:
         """Plain dict (JSON-ready)."""
@@ -120,7 +131,7 @@ def cached_cochleagrams(
         raise TrainingError(
             f"the corpus clips have {waves.shape[1]} samples, the cochleagram expects {settings.n_samples}."
         )
-    scale = 1 / 32768 if waves.dtype == np.int16 else 1.0
+    scale = 1 / 32767 if waves.dtype == np.int16 else 1.0  # the corpus stores round(x * 32767)
     tmp = split_dir / "cochleagrams.npy.partial"
     arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(len(waves), *settings.shape))
     coch = Cochleagram(settings).to(device)
@@ -136,6 +147,42 @@ def cached_cochleagrams(
     return np.load(out, mmap_mode="r")
 
 
+def band_limit(
+    cochleagrams: torch.Tensor, centres_hz: torch.Tensor, cutoff_hz: torch.Tensor, power: float = 0.3, order: int = 8
+) -> torch.Tensor:
+    """Cochleagrams of the waveforms after a low-pass filter, computed from the cochleagrams themselves.
+
+    A filter with a smooth amplitude response ``H(f)`` scales each narrow cochlear subband by about ``H`` at its
+    centre frequency, so the compressed envelope is scaled by ``H ** power``. ``H`` is an order-``order``
+    Butterworth magnitude response at ``cutoff_hz`` (one cut-off per item).
+
+    Parameters
+    ----------
+    cochleagrams : torch.Tensor
+        ``[batch, (1,) channels, frames]``.
+    centres_hz : torch.Tensor
+        Centre frequency of each channel.
+    cutoff_hz : torch.Tensor
+        ``[batch]`` cut-offs (``inf`` leaves an item unchanged).
+
+    Examples
+    --------
+    >>> c = torch.ones(1, 3, 2)
+    >>> band_limit(c, torch.tensor([500.0, 4000.0, 8000.0]), torch.tensor([4000.0]))[0, :, 0]
+    tensor([1.0000, 0.9013, 0.1895])
+    """
+    ratio = centres_hz.view(1, -1) / cutoff_hz.view(-1, 1)
+    gain = (1 + ratio ** (2 * order)) ** (-0.5 * power)
+    shape = [gain.shape[0]] + [1] * (cochleagrams.dim() - 3) + [gain.shape[1], 1]
+    return cochleagrams * gain.view(shape).to(cochleagrams.dtype)
+
+
+def _random_cutoffs(n: int, settings: TrainSettings) -> torch.Tensor:
+    lo, hi = settings.lowpass_hz
+    cut = torch.exp(torch.empty(n).uniform_(math.log(lo), math.log(hi)))
+    return torch.where(torch.rand(n) < settings.lowpass_prob, cut, torch.full((n,), math.inf))
+
+
 @dataclass
 class _Split:
     x: torch.Tensor  # float16 cochleagrams [N, C, T]
@@ -147,7 +194,7 @@ def _load_split(root: Path, split: str, coch: CochleagramSettings, progress: boo
     d = root / split
     if not (d / "words.npy").exists():
         raise TrainingError(f"corpus split {split!r} not found in {root}: build it with `metamers corpus {root}`.")
-    x = torch.from_numpy(np.ascontiguousarray(cached_cochleagrams(d, coch, progress=progress)))
+    x = torch.from_numpy(np.array(cached_cochleagrams(d, coch, progress=progress)))  # into memory
     words = torch.from_numpy(np.load(d / "words.npy")).long()
     backgrounds = torch.from_numpy(np.load(d / "backgrounds.npy")).long()
     return _Split(x, words, backgrounds)
@@ -273,6 +320,7 @@ def train_word_net(
         torch.set_rng_state(ckpt["rng"])
 
     main_train, bg_train = _targets(train, settings.task)
+    centres = torch.from_numpy(Cochleagram(coch).centre_frequencies).float()
     main_valid, _ = _targets(valid, settings.task)
     n = len(train.x)
     steps = math.ceil(n / settings.batch_size)
@@ -284,7 +332,10 @@ def train_word_net(
         bar = tqdm(range(steps), desc=f"epoch {state.epoch + 1}/{settings.epochs}", disable=not progress, leave=False)
         for step in bar:
             idx = order[step * settings.batch_size : (step + 1) * settings.batch_size]
-            xb = train.x[idx].to(device).float().unsqueeze(1)
+            xb = train.x[idx].float()
+            if settings.lowpass_prob > 0:
+                xb = band_limit(xb, centres, _random_cutoffs(len(idx), settings))
+            xb = xb.to(device).unsqueeze(1)
             logits, logits_bg = net.heads(xb)
             loss = F.cross_entropy(logits, main_train[idx].to(device), ignore_index=-1)
             if logits_bg is not None:
@@ -292,7 +343,7 @@ def train_word_net(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
             count += len(idx)
             if step % 10 == 0:
                 bar.set_postfix(loss=f"{total / count:.3f}")

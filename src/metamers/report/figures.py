@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["image_grid", "null_grid", "relu_comparison_figure"]
+__all__ = ["cochleagram_grid", "image_grid", "null_grid", "relu_comparison_figure"]
 
 
 def _plt():
@@ -206,5 +206,72 @@ def image_grid(
             if j == 0:
                 ax.set_ylabel(name, fontsize=10)
             if notes and col in notes:
+                ax.set_xlabel(notes[col][i], fontsize=8)
+    return _save(fig, path)
+
+
+def cochleagram_grid(
+    originals: torch.Tensor,
+    columns: dict[str, torch.Tensor],
+    row_names: Sequence[str],
+    centre_frequencies: Sequence[float],
+    path: str | os.PathLike,
+    env_sr: float = 200.0,
+    notes: dict[str, list[str]] | None = None,
+) -> Path:
+    """Cochleagrams of stimuli (rows) and their metamers (columns, one per generation stage), the original first.
+
+    Parameters
+    ----------
+    originals, columns
+        Cochleagrams ``[n, 1, channels, frames]`` (or ``[n, channels, frames]``), e.g. from
+        :class:`metamers.audio.cochleagram.Cochleagram`.
+    row_names : sequence of str
+        One name per stimulus (e.g. the word).
+    centre_frequencies : sequence of float
+        Each channel's centre frequency (Hz), for the frequency axis.
+    path : path
+        PNG or SVG file to write.
+    env_sr : float
+        Frame rate (Hz), for the time axis.
+    notes : dict, optional
+        Per column, one line under each panel (e.g. the Spearman rho and the network's label).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> c = torch.rand(1, 1, 211, 400)
+    >>> cochleagram_grid(c, {"conv_0": c}, ["seven"], list(range(1, 212)), tempfile.mkdtemp() + "/c.png").suffix
+    '.png'
+    """
+    plt = _plt()
+    cols = ["original", *columns]
+    n = len(row_names)
+    fig, axes = plt.subplots(n, len(cols), figsize=(2.6 * len(cols), 2.2 * n), squeeze=False)
+    cf = np.asarray(centre_frequencies, dtype=float)
+    ticks_hz = [t for t in (100, 300, 1000, 3000, 8000) if cf.min() <= t <= cf.max()]
+    tick_rows = [int(np.argmin(np.abs(cf - t))) for t in ticks_hz]
+    top = (
+        max(float(originals.max()), *(float(v.max()) for v in columns.values())) if columns else float(originals.max())
+    )
+    for i, name in enumerate(row_names):
+        for j, col in enumerate(cols):
+            c = (originals[i] if col == "original" else columns[col][i]).detach().float().cpu()
+            c = c.reshape(c.shape[-2], c.shape[-1]).numpy()
+            ax = axes[i][j]
+            seconds = c.shape[1] / env_sr
+            ax.imshow(
+                c, origin="lower", aspect="auto", cmap="magma", vmin=0, vmax=top, extent=(0, seconds, 0, c.shape[0])
+            )
+            ax.set_yticks([r + 0.5 for r in tick_rows])
+            ax.set_yticklabels([f"{t / 1000:g}k" if t >= 1000 else str(t) for t in ticks_hz] if j == 0 else [])
+            ax.tick_params(labelsize=7)
+            if i == 0:
+                ax.set_title(col, fontsize=10)
+            if j == 0:
+                ax.set_ylabel(f"{name}\nfrequency (Hz)", fontsize=8)
+            if i == n - 1:
+                ax.set_xlabel("time (s)" + (f"\n{notes[col][i]}" if notes and col in notes else ""), fontsize=8)
+            elif notes and col in notes:
                 ax.set_xlabel(notes[col][i], fontsize=8)
     return _save(fig, path)

@@ -8,6 +8,7 @@ its rho at every measured layer), ``nulls/`` (reused by later validations), ``va
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Sequence
@@ -25,7 +26,7 @@ from metamers.synthesis import SynthesisResult
 from metamers.taps import list_layers
 from metamers.validation import AcceptanceRule, compare_layers, summary_table, table_csv, verdict
 
-__all__ = ["as_displayed", "images_per_source", "validate_dir"]
+__all__ = ["as_displayed", "as_written", "clips_for_pairs", "images_per_source", "validate_dir"]
 
 
 def as_displayed(x: torch.Tensor) -> torch.Tensor:
@@ -37,6 +38,28 @@ def as_displayed(x: torch.Tensor) -> torch.Tensor:
     31.0
     """
     return (x.clamp(0, 1) * 255).round() / 255
+
+
+def as_written(x: torch.Tensor) -> torch.Tensor:
+    """Waveforms as a 16-bit WAV holds them (what a person hears): ``round(x * 32767) / 32767``.
+
+    Examples
+    --------
+    >>> round(as_written(torch.tensor([0.5])).item() * 32767, 3)
+    16384.0
+    """
+    return (x.clamp(-1, 1) * 32767).round() / 32767
+
+
+def clips_for_pairs(n_pairs: int) -> int:
+    """Fewest clips whose distinct pairs number at least ``n_pairs``.
+
+    Examples
+    --------
+    >>> clips_for_pairs(1_000_000)
+    1415
+    """
+    return max(2, math.ceil((1 + math.sqrt(1 + 8 * n_pairs)) / 2))
 
 
 def images_per_source(n_pairs: int, sources: int) -> int:
@@ -62,6 +85,61 @@ def _nulls(
     images: Sequence[str],
     catalog: Catalog,
 ) -> dict[str, torch.Tensor]:
+    if zoo.kind == "audio":
+        base, make = _speech_null_source(zoo, n_pairs, seed)
+    else:
+        base, make = _image_null_source(zoo, n_pairs, seed, images)
+    out, missing = {}, []
+    for lay in layers:
+        got = store.get(layer=lay, **base)
+        if got is None:
+            missing.append(lay)
+        else:
+            out[lay] = got
+    if missing:
+        batches, total = make()
+        fresh = compute_nulls(zoo.module, missing, batches, n_pairs, seed=seed, total=total)
+        for lay, rho in fresh.items():
+            store.put(rho, layer=lay, **base)
+            out[lay] = rho
+    for lay in layers:
+        r = out[lay].numpy()
+        catalog.add_null(zoo.name, lay, base, len(r), float(np.median(r)), float(np.percentile(r, 99)), float(r.max()))
+    return out
+
+
+def _speech_null_source(zoo: ZooModel, n_pairs: int, seed: int):
+    """Null stimuli for audio models: clean speech clips (espeak-ng voices), one source each, as the paper's pairs."""
+    from metamers.audio.corpus import CorpusSpec, build_corpus
+
+    n = clips_for_pairs(n_pairs)
+    spec = CorpusSpec(f"null-{n}-{seed}", "espeak-ng", n_clips=n, seed=10_000 + seed, snr_db=None)
+    base = {
+        "model": zoo.name,
+        "weights": zoo.provenance.get("sha256", zoo.provenance.get("random_init_seed")),
+        "stimuli": f"speech:{spec.digest()[:16]}",
+        "augment": "none",
+        "size": zoo.input_shape[-1],
+        "pairs": n_pairs,
+        "seed": seed,
+    }
+
+    def make():
+        folder = build_corpus(spec, progress=False)
+        waves = np.load(folder / "waves.npy", mmap_mode="r")
+        scale = json.loads((folder / "meta.json").read_text()).get("int16_scale", 32767.0)
+
+        def batches():
+            for i in range(0, len(waves), 16):
+                x = torch.from_numpy(np.asarray(waves[i : i + 16], dtype=np.float32) / scale)
+                yield x, torch.arange(i, i + len(x))
+
+        return batches(), len(waves)
+
+    return base, make
+
+
+def _image_null_source(zoo: ZooModel, n_pairs: int, seed: int, images: Sequence[str]):
     per = images_per_source(n_pairs, len(images))
     augment = CropFlip()
     base = {
@@ -73,23 +151,11 @@ def _nulls(
         "pairs": n_pairs,
         "seed": seed,
     }
-    out, missing = {}, []
-    for lay in layers:
-        got = store.get(layer=lay, **base)
-        if got is None:
-            missing.append(lay)
-        else:
-            out[lay] = got
-    if missing:
-        batches = augmented_batches(full_images(images), per, zoo.input_shape[-1], augment, seed=seed)
-        fresh = compute_nulls(zoo.module, missing, batches, n_pairs, seed=seed, total=per * len(images))
-        for lay, rho in fresh.items():
-            store.put(rho, layer=lay, **base)
-            out[lay] = rho
-    for lay in layers:
-        r = out[lay].numpy()
-        catalog.add_null(zoo.name, lay, base, len(r), float(np.median(r)), float(np.percentile(r, 99)), float(r.max()))
-    return out
+
+    def make():
+        return augmented_batches(full_images(images), per, zoo.input_shape[-1], augment, seed=seed), per * len(images)
+
+    return base, make
 
 
 def validate_dir(
@@ -150,7 +216,8 @@ def validate_dir(
         grid: dict[str, dict[str, list[float]]] = {}
         for f in sorted(model_files, key=lambda f: order[results[f].layer].order):
             r = results[f]
-            x = as_displayed(r.metamers) if source == "png" else r.metamers
+            shown = as_written if zoo.kind == "audio" else as_displayed
+            x = shown(r.metamers) if source == "png" else r.metamers
             sims = compare_layers(zoo.module, x, r.stimuli, measured)
             lab_m, lab_s = zoo.predict(x), zoo.predict(r.stimuli)
             names = r.extra.get("stimuli", [str(i) for i in range(len(r))])

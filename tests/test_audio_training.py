@@ -1,0 +1,96 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from metamers.audio.cochleagram import CochleagramSettings
+from metamers.audio.corpus import CorpusSpec, build_corpus
+from metamers.audio.training import TrainingError, TrainSettings, cached_cochleagrams, train_word_net
+from metamers.models.word_zoo import export_weights, word_model
+
+WORDS = ("seven", "tomorrow", "alpha", "friday")
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    common = {"words": WORDS, "n_speakers": 8, "snr_db": (0.0, 10.0)}
+    build_corpus(CorpusSpec("train", "espeak-ng", n_clips=96, seed=0, **common), root, progress=False)
+    build_corpus(CorpusSpec("valid", "espeak-ng", n_clips=32, seed=1, **common), root, progress=False)
+    build_corpus(
+        CorpusSpec("test-recorded", "recorded", n_clips=16, seed=2, words=WORDS, n_speakers=1), root, progress=False
+    )
+    return root
+
+
+def test_cochleagram_cache_is_reused_and_matches_a_fresh_computation(tiny_corpus):
+    split = tiny_corpus / "valid"
+    first = cached_cochleagrams(split, progress=False)
+    mtime = (split / "cochleagrams.npy").stat().st_mtime_ns
+    again = cached_cochleagrams(split, progress=False)
+    assert (split / "cochleagrams.npy").stat().st_mtime_ns == mtime
+    assert first.shape == (32, 211, 400) and np.array_equal(np.asarray(first), np.asarray(again))
+    from metamers.audio.cochleagram import Cochleagram
+
+    waves = torch.from_numpy(np.load(split / "waves.npy")[:2].astype(np.float32) / 32767)
+    fresh = Cochleagram(CochleagramSettings())(waves)[:, 0].numpy()
+    assert np.allclose(np.asarray(first[:2], dtype=np.float32), fresh, atol=2e-3)
+
+
+@pytest.mark.slow
+def test_a_short_training_run_lowers_the_loss_and_resumes(tiny_corpus, tmp_path):
+    settings = TrainSettings(width=0.125, epochs=4, patience=10, batch_size=16, lr=3e-3, seed=0)
+    card = train_word_net(tiny_corpus, tmp_path / "run", settings, progress=False, eval_splits=("test-recorded",))
+    losses = [h["train_loss"] for h in card["history"]]
+    assert len(losses) == 4
+    assert losses[-1] < 0.8 * losses[0]
+    assert card["valid_accuracy"] > 1 / len(WORDS)  # better than chance on unseen speakers
+    assert card["held_out"]["test-recorded"]["clips"] == 16
+    assert json.loads((tmp_path / "run" / "card.json").read_text())["best_epoch"] == card["best_epoch"]
+    # a finished run resumes to the same card without training again
+    again = train_word_net(tiny_corpus, tmp_path / "run", settings, progress=False, eval_splits=())
+    assert again["history"] == card["history"]
+    # the exported weights load into the zoo and classify like the trained network
+    state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    path = export_weights(state, card, tmp_path / "w.safetensors")
+    zoo = word_model("word-standard", weights=path)
+    assert zoo.labels == list(WORDS) and zoo.kind == "audio"
+    assert zoo.module(torch.zeros(1, 40000)).shape == (1, len(WORDS))
+
+
+def test_resuming_with_other_settings_is_refused(tiny_corpus, tmp_path):
+    settings = TrainSettings(width=0.125, epochs=1, batch_size=32, seed=0)
+    train_word_net(tiny_corpus, tmp_path / "run", settings, progress=False, eval_splits=())
+    with pytest.raises(TrainingError, match="different training run"):
+        train_word_net(tiny_corpus, tmp_path / "run", TrainSettings(width=0.125, epochs=1, seed=1), progress=False)
+
+
+def test_missing_corpus_gets_a_clear_error(tmp_path):
+    with pytest.raises(TrainingError, match="metamers corpus"):
+        train_word_net(tmp_path / "nowhere", tmp_path / "run", progress=False)
+
+
+def test_bad_task_is_refused():
+    with pytest.raises(TrainingError, match="task must be one of"):
+        TrainSettings(task="speaker")
+
+
+def test_band_limit_matches_low_passing_the_waveform(tiny_corpus):
+    from metamers.audio.cochleagram import Cochleagram
+    from metamers.audio.training import band_limit
+
+    coch = Cochleagram()
+    x = torch.from_numpy(np.load(tiny_corpus / "train" / "waves.npy")[:2].astype(np.float32) / 32767)
+    cutoff = 3000.0
+    f = torch.fft.rfftfreq(40000, 1 / 20000)
+    h = (1 + (f / cutoff) ** 16) ** -0.5
+    filtered = torch.fft.irfft(torch.fft.rfft(x) * h, n=40000)
+    centres = torch.from_numpy(coch.centre_frequencies).float()
+    with torch.no_grad():
+        predicted = band_limit(coch(x), centres, torch.full((2,), cutoff))
+        actual = coch(filtered)
+    err = (predicted - actual).abs()[..., 5:-5]
+    assert float(err.mean()) < 0.02 * float(actual.mean())
+    below = centres < 2000
+    assert torch.allclose(predicted[:, :, below], coch(x)[:, :, below], atol=1e-3)
