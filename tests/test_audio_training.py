@@ -51,6 +51,13 @@ def test_a_short_training_run_lowers_the_loss_and_resumes(tiny_corpus, tmp_path)
     # a finished run resumes to the same card without training again
     again = train_word_net(tiny_corpus, tmp_path / "run", settings, progress=False, eval_splits=())
     assert again["history"] == card["history"]
+    # and a finished run can be extended: the stopping rules are not part of the recipe
+    longer = train_word_net(
+        tiny_corpus, tmp_path / "run", settings.__class__(**{**settings.to_dict(), "epochs": 5}), progress=False,
+        eval_splits=(),
+    )  # fmt: skip
+    assert [h["epoch"] for h in longer["history"]] == [1, 2, 3, 4, 5]
+    assert longer["history"][:4] == card["history"]
     # the exported weights load into the zoo and classify like the trained network
     state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
     path = export_weights(state, card, tmp_path / "w.safetensors")

@@ -74,8 +74,8 @@ def _cmd_synthesize(args: argparse.Namespace) -> None:
     from metamers.synthesis import synthesize
 
     zoo = _model_from_spec(args.model, None, args.weights)
-    if zoo.kind != "image":
-        raise CLIError("the synthesize command takes image models for now.")
+    if zoo.kind == "audio":
+        return _synthesize_audio(zoo, args)
     layer = zoo.layer(args.layer)
     x, names = load_photos(args.photos.split(","), size=zoo.input_shape[-1])
     given = {"iterations": args.iterations, "lr": args.lr, "seed": args.seed}
@@ -105,6 +105,41 @@ def _cmd_synthesize(args: argparse.Namespace) -> None:
         same = "same label" if labels[i] == originals[i] else "label differs"
         print(f"  {n}: {zoo.labels[int(originals[i])]} -> {zoo.labels[int(labels[i])]} ({same})")
     print(f"wrote {path} and PNGs under {out}")
+
+
+def _synthesize_audio(zoo, args: argparse.Namespace) -> None:
+    from metamers.audio.speech import SpeechSourceMissing
+    from metamers.runs.audio import audio_metamers
+
+    if args.preset != "feather2019":
+        raise CLIError("audio synthesis uses the feather2019_audio settings (pink noise at RMS 0.01, Adam).")
+    stages = [s for s in args.layer.split(",") if s]
+    words = [w for w in args.words.split(",") if w]
+    try:
+        results = audio_metamers(
+            zoo,
+            words,
+            stages,
+            args.out,
+            source=args.speech,
+            iterations=args.iterations or 2000,
+            lr=args.lr or 0.001,
+            seed=args.seed or 0,
+            progress=None if not args.quiet else False,
+            checkpoint_every=args.checkpoint_every,
+        )
+    except SpeechSourceMissing as e:
+        raise CLIError(str(e)) from e
+    for stage, r in results.items():
+        labels = zoo.predict(r.metamers)
+        heard = ", ".join(f"{w} -> {zoo.labels[int(labels[i])]}" for i, w in enumerate(words))
+        print(
+            f"{stage}: rho at the layer {', '.join(f'{float(v):.3f}' for v in r.layer_rho)}; the network hears {heard}"
+        )
+    print(
+        f"wrote WAVs under {Path(args.out) / 'wav'} and {Path(args.out) / 'figures'}; validate with "
+        f"`metamers validate {args.out}`"
+    )
 
 
 def _cmd_validate(args: argparse.Namespace) -> None:
@@ -249,14 +284,27 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("models", help="list the model zoo: what is available here, and what is missing and why")
     q.set_defaults(func=_cmd_models)
 
-    q = sub.add_parser("synthesize", help="synthesize metamers of natural photos at one layer of a zoo model")
-    q.add_argument("model", help="a zoo name, e.g. efficientnet-lite0")
-    q.add_argument("--layer", required=True, help="a layer name or a stage name (see `metamers layers MODEL`)")
+    q = sub.add_parser("synthesize", help="synthesize metamers of photos or spoken words at a layer of a zoo model")
+    q.add_argument("model", help="a zoo name, e.g. efficientnet-lite0 or word-standard")
+    q.add_argument(
+        "--layer",
+        required=True,
+        help="a layer or stage name (see `metamers layers MODEL`); audio models take a comma-separated list",
+    )
+    q.add_argument(
+        "--words", default="seven,tomorrow", help="audio models: vocabulary words to make clips of (%(default)s)"
+    )
+    q.add_argument(
+        "--speech",
+        default="recorded",
+        choices=["recorded", "espeak-ng", "flite"],
+        help="audio models: the clips' speech source (default: %(default)s, real recordings)",
+    )
     q.add_argument("--weights", help="a state-dict file for the zoo architecture (e.g. another training seed)")
     q.add_argument("--photos", default="chelsea,coffee", help="scikit-image photos, comma-separated (%(default)s)")
     q.add_argument("--preset", default="feather2019", help="feather2019 (default) or feather2023")
-    q.add_argument("--iterations", type=int, help="iterations (preset's default: 15000 for feather2019)")
-    q.add_argument("--lr", type=float, help="learning rate (preset's default: 0.001 for feather2019)")
+    q.add_argument("--iterations", type=int, help="iterations (default: 15000 for images, 2000 for audio)")
+    q.add_argument("--lr", type=float, help="learning rate (default: 0.001)")
     q.add_argument("--seed", type=int, help="seed of the initial noise")
     q.add_argument("--out", default="metamers-output", help="output directory; rerun to resume (default: %(default)s)")
     q.add_argument("--checkpoint-every", type=int, default=500, help="iterations between checkpoints")

@@ -185,4 +185,5 @@ def write_wav(path: str | Path, x: torch.Tensor, sr: int) -> None:
     if peak > 1.0:
         warnings.warn(f"write_wav: peak {peak:.3f} > 1, scaled down by {20 * math.log10(peak):.1f} dB", stacklevel=2)
         data = data / peak
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     soundfile.write(str(path), data, int(sr), subtype="PCM_16")

@@ -245,6 +245,15 @@ class _State:
     stopped: str = ""
 
 
+_STOPPING = ("epochs", "patience", "target_accuracy", "max_minutes")
+
+
+def _recipe(run_key: dict) -> dict:
+    """What makes two runs the same run: everything but the stopping rules (a run may be extended or cut short)."""
+    settings = {k: v for k, v in run_key["settings"].items() if k not in _STOPPING}
+    return {**run_key, "settings": settings}
+
+
 def _save_atomic(obj: object, path: Path) -> None:
     tmp = path.with_suffix(path.suffix + ".partial")
     torch.save(obj, tmp)
@@ -270,7 +279,9 @@ def train_word_net(
     corpus_root : path
         A corpus built by :func:`metamers.audio.corpus.build_corpus` with ``train`` and ``valid`` splits.
     out_dir : path
-        Where the run lives; a second call with the same settings resumes it (different settings are refused).
+        Where the run lives; a second call resumes it. A different recipe (architecture, width, task, batch size,
+        learning rate, augmentation, seed, corpus) is refused; the stopping rules (epochs, patience, target accuracy,
+        time limit) may change, e.g. to extend a finished run.
     settings : TrainSettings, optional
     device : str, optional
         Default: CUDA when present, else CPU.
@@ -309,7 +320,7 @@ def train_word_net(
     run_key = {"settings": settings.to_dict(), "corpus": corpus_hash, "n_train": len(train.x)}
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if ckpt["run_key"] != run_key:
+        if _recipe(ckpt["run_key"]) != _recipe(run_key):
             raise TrainingError(
                 f"{out} holds a different training run ({ckpt['run_key']['settings']}); "
                 "pick another output folder, or delete that one to start over."
@@ -318,6 +329,8 @@ def train_word_net(
         opt.load_state_dict(ckpt["optimizer"])
         state = _State(**ckpt["state"])
         torch.set_rng_state(ckpt["rng"])
+        if state.stopped.startswith("ran all") or state.stopped.startswith("reached the time"):
+            state.stopped = ""  # the limit that stopped it may have been raised
 
     main_train, bg_train = _targets(train, settings.task)
     centres = torch.from_numpy(Cochleagram(coch).centre_frequencies).float()

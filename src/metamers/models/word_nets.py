@@ -171,6 +171,12 @@ class WordNet(nn.Module):
         self.logits = nn.Linear(fc, n_classes)
         self.logits_background = nn.Linear(fc, n_background) if n_background else None
         self.input_shape = tuple(input_shape)
+        # He initialisation for the layers followed by a ReLU: with PyTorch's default the signal shrinks ~3x per layer
+        # through the five convolutions and the fully-connected layer, and training stalls at chance for epochs.
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d | nn.Linear) and m is not self.logits and m is not self.logits_background:
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv_0(self.bn_0(x))
