@@ -228,7 +228,8 @@ def default_splits(
     seed : int
         Base seed; the splits use ``seed``, ``seed + 1``, ...
     test_snr_db : (float, float) or None
-        SNR range of the test splits; ``None`` for clean test clips.
+        SNR range of the test splits; ``None`` for clean test clips, in splits named ``test-flite-clean`` and
+        ``test-recorded-clean`` (so that they sit beside the noisy ones).
 
     Examples
     --------
@@ -236,14 +237,15 @@ def default_splits(
     >>> sorted(splits), splits["train"].n_clips, splits["test-flite"].source
     (['test-flite', 'test-recorded', 'train', 'valid'], 100, 'flite')
     """
+    clean = "-clean" if test_snr_db is None else ""
     return {
         "train": CorpusSpec("train", "espeak-ng", n_clips=n_train, seed=seed),
         "valid": CorpusSpec("valid", "espeak-ng", n_clips=n_valid, seed=seed + 1, n_speakers=128),
-        "test-flite": CorpusSpec(
-            "test-flite", "flite", n_clips=n_test, seed=seed + 2, snr_db=test_snr_db, n_speakers=40
+        f"test-flite{clean}": CorpusSpec(
+            f"test-flite{clean}", "flite", n_clips=n_test, seed=seed + 2, snr_db=test_snr_db, n_speakers=40
         ),
-        "test-recorded": CorpusSpec(
-            "test-recorded", "recorded", n_clips=n_test, seed=seed + 3, snr_db=test_snr_db, n_speakers=1
+        f"test-recorded{clean}": CorpusSpec(
+            f"test-recorded{clean}", "recorded", n_clips=n_test, seed=seed + 3, snr_db=test_snr_db, n_speakers=1
         ),
     }
 

@@ -267,7 +267,7 @@ def train_word_net(
     *,
     device: str | torch.device | None = None,
     progress: bool = True,
-    eval_splits: tuple[str, ...] = ("test-flite", "test-recorded"),
+    eval_splits: tuple[str, ...] = ("test-flite", "test-recorded", "test-flite-clean", "test-recorded-clean"),
 ) -> dict:
     """Train a word network on a built corpus; checkpoint every epoch; resume if ``out_dir`` holds a checkpoint.
 

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import torch
 
-from metamers.audio.signal import set_rms, write_wav
+from metamers.audio.signal import rms, set_rms, write_wav
 from metamers.audio.speech import synthesize_word
 from metamers.models import ZooModel, load
+from metamers.noise import pink_noise
 from metamers.report.figures import cochleagram_grid
 from metamers.settings import SynthesisSettings
 from metamers.synthesis import SynthesisResult, synthesize
@@ -34,6 +35,8 @@ def word_clips(
     sr: int = 20000,
     rms_level: float = CLIP_RMS,
     voice: str | None = None,
+    noise_floor_db: float | None = 30.0,
+    seed: int = 0,
 ) -> torch.Tensor:
     """Clean two-second clips with one spoken word centred at the midpoint, ``[len(words), n_samples]``.
 
@@ -49,6 +52,12 @@ def word_clips(
         RMS of each clip.
     voice : str, optional
         Synthetic voice (default: the engine's default voice).
+    noise_floor_db : float or None
+        Add pink noise this many dB below the word (a recording's noise floor; default 30 dB SNR). Without it the
+        clip is digital silence around the word, and a third of the cochleagram sits at the compression's floor,
+        where a metamer's values are left arbitrary and rank correlation with them is meaningless.
+    seed : int
+        Seed of the noise floor.
 
     Examples
     --------
@@ -67,6 +76,9 @@ def word_clips(
         token = token[:n_samples].float()
         start = (n_samples - token.numel()) // 2
         out[i, start : start + token.numel()] = token
+        if noise_floor_db is not None:
+            floor = pink_noise((n_samples,), rms_level=float(rms(out[i])) * 10 ** (-noise_floor_db / 20), seed=seed + i)
+            out[i] = out[i] + floor
         out[i] = set_rms(out[i], rms_level)
     return out
 
