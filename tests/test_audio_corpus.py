@@ -334,7 +334,7 @@ def test_default_splits_and_spec_validation():
     splits = default_splits(n_train=100, n_valid=10, n_test=20, seed=7, test_snr_db=None)
     assert splits["train"].source == splits["valid"].source == "espeak-ng"
     assert splits["train"].seed != splits["valid"].seed
-    assert splits["test-flite"].voice_list == FLITE_VOICES and splits["test-recorded"].snr_db is None
+    assert splits["test-flite-clean"].voice_list == FLITE_VOICES and splits["test-recorded-clean"].snr_db is None
     assert splits["train"].snr_db == (-10.0, 10.0) and splits["train"].shift == 0.25
     assert len({s.digest() for s in splits.values()}) == 4
     with pytest.raises(ValueError, match="shift"):
