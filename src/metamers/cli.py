@@ -153,7 +153,8 @@ def _cmd_validate(args: argparse.Namespace) -> None:
     for m in rejected:
         print(f"rejected: {m['model']} {m['layer']} {m['stimulus']}: {m['reason']}")
     catalog = Path(args.directory) / "catalog.sqlite"
-    print(f"\nvalidated the {out['source']} metamers; table: {out['csv']}; catalog: {catalog}")
+    what = "as written (8-bit PNG, 16-bit WAV)" if out["source"] == "png" else "at full precision"
+    print(f"\nvalidated the metamers {what}; table: {out['csv']}; catalog: {catalog}")
     for f in out["figures"]:
         print(f"figure: {f}")
 
@@ -319,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rho must exceed this percentile of the null; 100 = its maximum, the paper's rule")  # fmt: skip
     q.add_argument("--ignore-label", action="store_true", help="do not require the model's label to match")
     q.add_argument("--source", choices=["png", "full"], default="png",
-                   help="validate the 8-bit images a person sees (default) or the full-precision metamers")  # fmt: skip
+                   help="validate what a person sees or hears (8-bit PNG, 16-bit WAV; default) or the full precision")  # fmt: skip
     q.add_argument("--seed", type=int, default=0, help="seed of the null's augmentations and pairs")
     q.set_defaults(func=_cmd_validate)
 
