@@ -101,3 +101,13 @@ def test_band_limit_matches_low_passing_the_waveform(tiny_corpus):
     assert float(err.mean()) < 0.02 * float(actual.mean())
     below = centres < 2000
     assert torch.allclose(predicted[:, :, below], coch(x)[:, :, below], atol=1e-3)
+
+
+def test_joint_task_trains_both_heads(tiny_corpus, tmp_path):
+    settings = TrainSettings(width=0.125, task="joint", epochs=1, batch_size=32, seed=0)
+    card = train_word_net(tiny_corpus, tmp_path / "joint", settings, progress=False, eval_splits=())
+    assert card["classes"] == list(WORDS) and len(card["background_classes"]) == 8
+    state = torch.load(tmp_path / "joint" / "model.pt", weights_only=True)
+    assert state["logits_background.weight"].shape[0] == 8
+    zoo = word_model("word-standard", weights=export_weights(state, card, tmp_path / "j.safetensors"))
+    assert zoo.module.net.logits_background is not None
