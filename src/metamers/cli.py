@@ -320,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rho must exceed this percentile of the null; 100 = its maximum, the paper's rule")  # fmt: skip
     q.add_argument("--ignore-label", action="store_true", help="do not require the model's label to match")
     q.add_argument("--source", choices=["png", "full"], default="png",
-                   help="validate what a person sees or hears (8-bit PNG, 16-bit WAV; default) or the full precision")  # fmt: skip
+                   help="what a person sees or hears (8-bit PNG, 16-bit WAV; default) or full precision")  # fmt: skip
     q.add_argument("--seed", type=int, default=0, help="seed of the null's augmentations and pairs")
     q.set_defaults(func=_cmd_validate)
 
