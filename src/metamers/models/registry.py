@@ -96,7 +96,8 @@ def _needs_shipped(name: str) -> Callable[[], str | None]:
 
 SECOND_SEED = (
     "the paper's networks trained from a second seed are not published, so none ship here; bring your own "
-    "checkpoint of the same architecture: load(ARCH, weights=PATH), or `--weights PATH` on the command line"
+    "checkpoint of the same architecture: load(ARCH, weights=PATH), or `--weights PATH` on the command line; "
+    "word networks: train one with `metamers train --seed 1`"
 )
 
 
