@@ -39,7 +39,7 @@ def freq_to_erb(freq_hz: np.ndarray | float) -> np.ndarray | float:
     Examples
     --------
     >>> round(float(freq_to_erb(1000.0)), 3)
-    15.568
+    15.572
     """
     return 9.265 * np.log1p(np.asarray(freq_hz, dtype=np.float64) / (24.7 * 9.265))
 

@@ -38,7 +38,7 @@ class SamePad(nn.Module):
     Examples
     --------
     >>> SamePad((7, 14), (3, 3))(torch.zeros(1, 1, 211, 400)).shape
-    torch.Size([1, 1, 217, 412])
+    torch.Size([1, 1, 217, 413])
     """
 
     def __init__(self, kernel: tuple[int, int], stride: tuple[int, int], value: float = 0.0) -> None:
