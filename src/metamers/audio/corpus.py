@@ -55,7 +55,7 @@ from metamers.audio.speech import (
     synthesize_word,
 )
 
-__all__ = ["FORMAT_VERSION", "CorpusSpec", "WordClips", "build_corpus", "default_root", "default_splits"]
+__all__ = ["FORMAT_VERSION", "INT16_SCALE", "CorpusSpec", "WordClips", "build_corpus", "default_root", "default_splits"]
 
 FORMAT_VERSION = 1
 """Changes whenever the rendering changes, so that cached corpora built by older code are rebuilt."""
@@ -64,7 +64,8 @@ _FILES = ("waves.npy", "words.npy", "backgrounds.npy", "snr.npy", "speakers.npy"
 _GAP_SECONDS = (0.03, 0.3)  # pause between neighbouring words
 _FLANKER_GAIN_DB = 3.0  # flanking words vary in level by up to this much around the labelled word
 _PEAK = 0.99
-_INT16_SCALE = 32767.0
+INT16_SCALE = 32767.0
+"""Stored waves are ``round(x * INT16_SCALE)`` as int16."""
 _CHUNK = 32  # clips per task
 
 
@@ -364,7 +365,7 @@ def _render(spec: CorpusSpec, plan: _Plan, tokens: _Tokens, i: int) -> tuple[np.
     peak = float(x.abs().max())
     if peak > _PEAK:
         x = x * (_PEAK / peak)
-    wave = np.round(x.numpy() * _INT16_SCALE).astype(np.int16)
+    wave = np.round(x.numpy() * INT16_SCALE).astype(np.int16)
     return wave, (start, start + len(target))
 
 
@@ -388,7 +389,7 @@ def _meta(spec: CorpusSpec, plan: _Plan) -> dict[str, Any]:
         "n_clips": spec.n_clips,
         "sr": spec.sr,
         "n_samples": spec.n_samples,
-        "int16_scale": _INT16_SCALE,
+        "int16_scale": INT16_SCALE,
         "source": spec.source,
         "sources": {spec.source: SOURCES[spec.source]},
         "backgrounds_license": "synthesised by metamers.audio.backgrounds (no third-party material)",
@@ -575,7 +576,7 @@ class WordClips(Dataset):
         self.snr = np.load(self.path / "snr.npy")
         self.speakers = np.load(self.path / "speakers.npy")
         self.spans = np.load(self.path / "spans.npy")
-        self._scale = float(self.meta.get("int16_scale", _INT16_SCALE))
+        self._scale = float(self.meta.get("int16_scale", INT16_SCALE))
         self._waves: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -587,6 +588,10 @@ class WordClips(Dataset):
         if self._waves is None:
             self._waves = np.load(self.path / "waves.npy", mmap_mode="r")
         return self._waves
+
+    def batch(self, start: int, stop: int) -> torch.Tensor:
+        """Waveforms ``start:stop`` as float32 ``[n, n_samples]`` in [-1, 1]."""
+        return torch.from_numpy(np.asarray(self.waves[start:stop], dtype=np.float32) / np.float32(self._scale))
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
         wave = torch.from_numpy(self.waves[index].astype(np.float32) / np.float32(self._scale))

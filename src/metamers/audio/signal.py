@@ -14,6 +14,8 @@ import numpy as np
 import soundfile
 import torch
 
+from metamers.noise import rms  # one definition of the level, re-exported here
+
 __all__ = ["mix_at_snr", "read_wav", "resample", "rms", "set_rms", "write_wav"]
 
 _EPS = 1e-12
@@ -73,17 +75,6 @@ def resample(x: torch.Tensor, sr_in: int, sr_out: int) -> torch.Tensor:
             # The old Nyquist bin is split between +n/2 and -n/2 of the new spectrum.
             out[..., keep // 2] = out[..., keep // 2] / 2
     return torch.fft.irfft(out, n=m, dim=-1) * (m / n)
-
-
-def rms(x: torch.Tensor) -> torch.Tensor:
-    """Root-mean-square level over the last dimension.
-
-    Examples
-    --------
-    >>> float(rms(torch.tensor([3.0, -3.0, 3.0, -3.0])))
-    3.0
-    """
-    return x.pow(2).mean(dim=-1).sqrt()
 
 
 def set_rms(x: torch.Tensor, value: float | torch.Tensor) -> torch.Tensor:

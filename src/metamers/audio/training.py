@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from ..models.word_nets import ARCHITECTURES, TASKS, WordNet
 from .cochleagram import Cochleagram, CochleagramSettings
+from .corpus import INT16_SCALE
 
 __all__ = ["TrainSettings", "TrainingError", "band_limit", "cached_cochleagrams", "evaluate", "train_word_net"]
 
@@ -131,7 +132,7 @@ def cached_cochleagrams(
         raise TrainingError(
             f"the corpus clips have {waves.shape[1]} samples, the cochleagram expects {settings.n_samples}."
         )
-    scale = 1 / 32767 if waves.dtype == np.int16 else 1.0  # the corpus stores round(x * 32767)
+    scale = 1 / INT16_SCALE if waves.dtype == np.int16 else 1.0
     tmp = split_dir / "cochleagrams.npy.partial"
     arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(len(waves), *settings.shape))
     coch = Cochleagram(settings).to(device)

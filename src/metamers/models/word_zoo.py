@@ -105,15 +105,16 @@ def word_model(
     classes = list(card["classes"])
     n_bg = len(card.get("background_classes") or [])
     coch = CochleagramSettings(**card.get("cochleagram", {}))
-    if pretrained or weights is not None:
-        net = WordNet(len(classes), arch, float(card["width"]), n_bg, input_shape=coch.shape)
+    load_weights = pretrained or weights is not None
+    if not load_weights:
+        torch.manual_seed(seed)
+    net = WordNet(len(classes), arch, float(card["width"]), n_bg, input_shape=coch.shape)
+    if load_weights:
         state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
         net.load_state_dict(state)
         provenance = {"file": str(path), "sha256": _sha256(path), "card": {k: card.get(k) for k in _CARD_KEYS}}
         label = name if weights is None else f"{name}@{path.stem}"
     else:
-        torch.manual_seed(seed)
-        net = WordNet(len(classes), arch, float(card["width"]), n_bg, input_shape=coch.shape)
         provenance = {"random_init_seed": seed, "architecture": arch, "width": card["width"]}
         label = f"{name}-random"
     module = Preprocessed(Cochleagram(coch), net).eval()

@@ -8,7 +8,6 @@ its rho at every measured layer), ``nulls/`` (reused by later validations), ``va
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -110,7 +109,7 @@ def _nulls(
 
 def _speech_null_source(zoo: ZooModel, n_pairs: int, seed: int):
     """Null stimuli for audio models: clean speech clips (espeak-ng voices), one source each, as the paper's pairs."""
-    from metamers.audio.corpus import CorpusSpec, build_corpus
+    from metamers.audio.corpus import CorpusSpec, WordClips, build_corpus
 
     n = clips_for_pairs(n_pairs)
     spec = CorpusSpec(f"null-{n}-{seed}", "espeak-ng", n_clips=n, seed=10_000 + seed, snr_db=None)
@@ -125,16 +124,14 @@ def _speech_null_source(zoo: ZooModel, n_pairs: int, seed: int):
     }
 
     def make():
-        folder = build_corpus(spec, progress=False)
-        waves = np.load(folder / "waves.npy", mmap_mode="r")
-        scale = json.loads((folder / "meta.json").read_text()).get("int16_scale", 32767.0)
+        clips = WordClips(build_corpus(spec, progress=False).parent, spec.split)
 
         def batches():
-            for i in range(0, len(waves), 16):
-                x = torch.from_numpy(np.asarray(waves[i : i + 16], dtype=np.float32) / scale)
+            for i in range(0, len(clips), 16):
+                x = clips.batch(i, i + 16)
                 yield x, torch.arange(i, i + len(x))
 
-        return batches(), len(waves)
+        return batches(), len(clips)
 
     return base, make
 
