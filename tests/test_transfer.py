@@ -65,3 +65,86 @@ def test_transfer_matrix_of_a_tiny_run(tmp_path):
     assert all(c.source == "png" for c in out["cells"])
     assert (tmp_path / "transfer.csv").read_text().startswith("generator,layer,recognizer")
     assert len(out["figures"]) == 4 and all(f.exists() for f in out["figures"])
+
+
+def _validated(catalog, path: str, result, accepted) -> None:
+    """Catalog rows for a synthesis result, as `metamers validate` writes them (a verdict per item)."""
+    for i, (name, ok) in enumerate(zip(result.extra["stimuli"], accepted, strict=True)):
+        mid = catalog.add_metamer(result_file=path, item=i, model=result.extra["model"], layer=result.layer,
+                                  stimulus=name)  # fmt: skip
+        catalog.set_validation(mid, [], source="png", accepted=int(ok), reason="accepted" if ok else "rejected",
+                               rule="by hand")  # fmt: skip
+
+
+def test_transfer_of_word_network_metamers(tmp_path, lite0):
+    """A hand-made validated directory: word-network "metamers" equal to their clips, and one image result."""
+    from dataclasses import replace
+
+    from metamers import synthesize
+    from metamers.audio.speech import VOCABULARY, SpeechSourceMissing
+    from metamers.models import load
+    from metamers.runs import Catalog, transfer_dir
+    from metamers.runs.audio import word_clips
+    from metamers.runs.validate import as_written
+    from metamers.settings import SynthesisSettings
+    from metamers.stimuli import load_photos
+
+    words = ["friday", "nine", "tomorrow", "seven"]
+    # a clip of "nine" named "seven" (the network mishears it), and a name that is no word (the reference falls back)
+    names = ["friday", "seven", "tomorrow", "take-2"]
+    accepted = [True, True, False, True]
+    try:
+        clips = as_written(word_clips(words, source="espeak-ng"))  # already 16-bit, so the "png" source is exact
+    except SpeechSourceMissing as e:
+        pytest.skip(str(e))
+    assert torch.equal(as_written(clips), clips)
+    standard = load("word-standard")
+    settings = SynthesisSettings.preset("feather2019_audio", iterations=0)
+    r = synthesize(standard.module, clips, standard.layer("conv_0"), settings)
+    r = replace(r, metamers=clips.clone(), extra={"model": "word-standard", "stimuli": names})
+    r.save(tmp_path / "results" / "word.safetensors")
+    x, photo_names = load_photos(["chelsea", "coffee"], size=224)
+    image = synthesize(lite0.module, x, "net._swish@0", iterations=0)
+    image.extra.update(model="efficientnet-lite0", stimuli=photo_names)
+    image.save(tmp_path / "image.safetensors")
+    catalog = Catalog(tmp_path)
+    _validated(catalog, "results/word.safetensors", r, accepted)
+    _validated(catalog, "image.safetensors", image, [True, True])
+
+    out = transfer_dir(tmp_path, ["word-standard-random", "efficientnet-lite0"])
+    word = {c.recognizer: c for c in out["cells"] if c.generator == "word-standard"}
+    # the image model does not judge word metamers, nor the word network images
+    assert set(word) == {"word-standard", "word-standard-random"}
+    assert {c.label_space for c in word.values()} == {"word"}
+    assert {(c.recognizer, c.label_space) for c in out["cells"] if c.generator == "efficientnet-lite0"} == {
+        ("efficientnet-lite0", "imagenet"),
+        ("efficientnet-lite0", "16-way"),
+    }
+    # the reference is the word (the generating model's label where the name is no word), counted by hand
+    keep = [i for i, ok in enumerate(accepted) if ok]
+    own_labels = standard.predict(clips)
+    reference = torch.tensor(
+        [VOCABULARY.index(n) if n in VOCABULARY else int(own_labels[i]) for i, n in enumerate(names)]
+    )
+    for rec, cell in word.items():
+        expected = (load(rec).predict(clips)[keep] == reference[keep]).double().mean().item()
+        assert cell.n == 3 and cell.chance == pytest.approx(1 / 61) and cell.source == "png"
+        assert cell.natural_accuracy == pytest.approx(expected)
+    # metamers identical to their stimuli: the generating model recognizes them exactly as well as the clips
+    own = word["word-standard"]
+    assert own.own and own.proportion == own.natural_accuracy < 1  # no proportion 1 by construction for audio
+    assert word["word-standard-random"].proportion == word["word-standard-random"].natural_accuracy
+    assert not word["word-standard-random"].own
+    assert {f.name for f in out["figures"]} >= {"transfer_word.png", "transfer_matrix_word.png"}
+    assert all(f.exists() for f in out["figures"])
+    rows = catalog.query("SELECT recognizer, chance FROM transfer WHERE label_space='word'")
+    assert sorted(r["recognizer"] for r in rows) == ["word-standard", "word-standard-random"]
+    assert "word-standard-random" in (tmp_path / "transfer.csv").read_text()
+
+
+def test_a_recognizer_of_another_clip_length_is_refused():
+    from metamers.models import load
+    from metamers.runs.transfer import _logits
+
+    with pytest.raises(ValueError, match="takes waveforms of 40000 samples, these have 100"):
+        _logits(load("word-standard-random"), torch.zeros(1, 100))

@@ -204,15 +204,71 @@ def _cmd_relu_compare(args: argparse.Namespace) -> None:
 def _cmd_demo(args: argparse.Namespace) -> None:
     from metamers.demo import format_summary, run_demo
 
+    audio = False if args.no_audio else None
     summary = run_demo(
         out=args.out,
         iterations=args.iterations,
-        lr=args.lr,
-        null_pairs=args.pairs,
+        images=args.images,
+        words=args.words,
+        pairs=args.pairs,
+        audio=audio,
         progress=None if not args.quiet else False,
     )
     print(format_summary(summary))
-    print(f"\nthe demo's output is in {Path(args.out).resolve()}")
+    print(f"the demo's run directory: {Path(args.out).resolve()} (`metamers status {args.out}`)")
+
+
+def _cmd_run(args: argparse.Namespace) -> None:
+    from metamers.runs.plan import PLAN_REFERENCE, PlanError
+    from metamers.runs.run import RunError, run_plan
+
+    if args.example:
+        print(PLAN_REFERENCE, end="")
+        return
+    if not args.plan:
+        raise CLIError("give a plan file (`metamers run PLAN --out DIR`) or a run directory to resume.")
+    target = Path(args.plan)
+    out = args.out
+    if target.is_dir():
+        out = out or str(target)
+        if Path(out).resolve() != target.resolve():
+            raise CLIError(f"{target} is a run directory; resume it with `metamers run {target}` (no --out).")
+    elif out is None:
+        raise CLIError("give --out DIR, the run directory (rerun the same command to resume).")
+    try:
+        summary = run_plan(target, out, progress=None if not args.quiet else False, device=args.device)
+    except (PlanError, RunError) as e:
+        raise CLIError(str(e)) from e
+    print(
+        f"{summary['accepted']} of {summary['metamers']} metamers accepted; synthesis jobs: "
+        f"{summary['jobs']['done']} done, {summary['jobs']['failed']} failed ({summary['seconds'] / 60:.1f} min)"
+    )
+    for f in summary["failed"]:
+        print(f"failed: {f}")
+    if summary["report"]:
+        print(f"report: {Path(summary['report']).resolve()}")
+    if summary["failed"]:
+        raise CLIError(f"{len(summary['failed'])} job(s) failed (see {Path(out) / 'run.log'}); rerun to retry them.")
+
+
+def _cmd_status(args: argparse.Namespace) -> None:
+    from metamers.runs.run import RunError, format_status, run_status
+
+    try:
+        print(format_status(run_status(args.directory)))
+    except RunError as e:
+        raise CLIError(str(e)) from e
+
+
+def _cmd_report(args: argparse.Namespace) -> None:
+    from metamers.report.html import write_report
+    from metamers.runs.run import RunError
+
+    try:
+        path = write_report(args.directory)
+    except RunError as e:
+        raise CLIError(str(e)) from e
+    print(f"report: {path.resolve()}")
 
 
 def _cmd_corpus(args: argparse.Namespace) -> None:
@@ -324,12 +380,22 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0, help="seed of the null's augmentations and pairs")
     q.set_defaults(func=_cmd_validate)
 
-    q = sub.add_parser("transfer", help="classify a validated directory's accepted metamers with other models")
+    q = sub.add_parser("transfer", help="classify a validated directory's accepted metamers with other models "
+                       "(audio: 61-way words; recognizers of the other kind skipped)",
+                       description="Classify a validated directory's accepted metamers with other models. Image "
+                       "generators are judged in the --spaces label spaces; audio generators (the word networks) "
+                       "always in the 61-way word space, against each clip's word. Recognizers of the other kind "
+                       "than a generator (image vs audio) are skipped for it.")  # fmt: skip
     q.add_argument("directory", help="a directory validated by `metamers validate`")
-    q.add_argument("--recognizers", required=True, help="comma-separated zoo names, e.g. efficientnet-lite1,vgg19")
+    q.add_argument("--recognizers", required=True,
+                   help="comma-separated zoo names, image and/or audio (e.g. efficientnet-lite1,vgg19 or "
+                   "word-reduced-aliasing,word-standard-random); each judges only generators of its kind")  # fmt: skip
     q.add_argument("--source", choices=["png", "full"], default="png",
-                   help="classify the 8-bit images a person sees (default) or the full-precision metamers")  # fmt: skip
-    q.add_argument("--spaces", default="imagenet,16-way", help="label spaces (default: %(default)s)")
+                   help="classify what a person sees or hears, the 8-bit PNG images or 16-bit WAV clips (default), "
+                   "or the full-precision metamers")  # fmt: skip
+    q.add_argument("--spaces", default="imagenet,16-way",
+                   help="label spaces of image generators (default: %(default)s); audio generators are always judged "
+                   "in the 61-way word space")  # fmt: skip
     q.set_defaults(func=_cmd_transfer)
 
     q = sub.add_parser("relu-compare", help="Figure 2(c): matching fidelity with the standard vs linear-gradient ReLU")
@@ -342,13 +408,44 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", default="relu-comparison", help="output directory (default: %(default)s)")
     q.set_defaults(func=_cmd_relu_compare)
 
-    q = sub.add_parser("demo", help="metamers of natural photos at early, middle and late stages of EfficientNet-Lite0")
-    q.add_argument("--out", default="demo-output", help="output directory; rerun to resume (default: %(default)s)")
-    q.add_argument("--iterations", type=int, default=600, help="iterations per metamer (default: %(default)s)")
-    q.add_argument("--lr", type=float, default=0.02, help="Adam learning rate (default: %(default)s)")
-    q.add_argument("--pairs", type=int, default=20_000, help="pairs per null distribution (default: %(default)s)")
+    q = sub.add_parser(
+        "demo",
+        help="the whole paper on the embedded defaults: image and audio metamers, validation, transfer, report",
+        description="Runs the demo plan (metamers/runs/demo.toml): metamers of 4 photos at 3 stages of pretrained "
+        "EfficientNet-Lite0 and of 2 recorded words at 3 stages of the shipped word network, validated against "
+        "nulls, recognized by the other pretrained networks and the random controls, and an HTML report. About "
+        "15 minutes on 2 CPU cores; rerun to resume. The flags scale it up to the paper's settings.",
+    )
+    q.add_argument("--out", default="demo-output", help="run directory; rerun to resume (default: %(default)s)")
+    q.add_argument("--iterations", type=int, help="iterations per metamer (demo: 600 images, 400 sounds; paper: 15000)")
+    q.add_argument("--images", type=int, help="number of photos, up to 6 (default: 4)")
+    q.add_argument("--words", type=int, help="number of spoken words, up to 6 (default: 2)")
+    q.add_argument("--pairs", type=int, help="pairs per null distribution (demo: 20000; paper: 1000000)")
+    q.add_argument("--no-audio", action="store_true", help="images only")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(func=_cmd_demo)
+
+    q = sub.add_parser(
+        "run",
+        help="carry out a plan (TOML): synthesis, validation, transfer, report; rerun to resume",
+        description="Carry out a plan: every (model, layer, batch of stimuli) synthesis job, then validation, "
+        "transfer and the report, in one self-contained run directory. Killed at any moment, the same command "
+        "(or `metamers run DIR`) resumes where it stopped. `metamers run --example` prints a plan with every field.",
+    )
+    q.add_argument("plan", nargs="?", help="a plan file (TOML), or a run directory to resume")
+    q.add_argument("--out", help="the run directory (created; it must hold the same plan when it exists)")
+    q.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when present, else cpu)")
+    q.add_argument("--example", action="store_true", help="print a plan with every field and its default, then exit")
+    q.add_argument("--quiet", action="store_true", help="no progress bar (the log is in DIR/run.log)")
+    q.set_defaults(func=_cmd_run)
+
+    q = sub.add_parser("status", help="what a run has done: jobs done, running, interrupted, failed, per model/stage")
+    q.add_argument("directory", help="a run directory")
+    q.set_defaults(func=_cmd_status)
+
+    q = sub.add_parser("report", help="(re)write a run's HTML report: metamers, validation, transfer, provenance")
+    q.add_argument("directory", help="a run directory")
+    q.set_defaults(func=_cmd_report)
 
     q = sub.add_parser("corpus", help="build the offline speech corpus (espeak-ng, flite, recorded words)")
     q.add_argument("root", nargs="?", help="where to build it (default: $METAMERS_CORPUS or ~/.cache/metamers/corpus)")

@@ -1,175 +1,116 @@
-"""The demo: metamers of natural photographs at an early, a middle and a late stage of pretrained EfficientNet-Lite0.
+"""The demo: the whole paper as one command, on the embedded defaults (``metamers/runs/demo.toml``).
 
-It writes, under the output directory, every metamer at full precision (``*.safetensors``) and as PNG, a grid figure
-(stimuli by generation stage) and a summary table with each metamer's Spearman rho at its layer and whether the model
-gives it the label of its original (the paper's first acceptance condition).  Checkpoints make it resumable.
+Metamers of natural photos at an early, a middle and a late stage of pretrained EfficientNet-Lite0, and of recorded
+spoken words at the cochleagram, an early and a late stage of the shipped word network; validation against nulls;
+transfer to the other pretrained networks and the random controls; the report.  It is a plan like any other
+(:func:`metamers.runs.run_plan`), so it resumes when run again and ``metamers status`` reads it.
 """
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Sequence
-from pathlib import Path
+import os
+import shutil
+import tomllib
+from importlib.resources import files
 
-import torch
+from metamers.report.html import figure5_trend
+from metamers.runs.catalog import Catalog
+from metamers.runs.plan import Plan, parse_plan
+from metamers.runs.run import run_plan
 
-from metamers.models import load
-from metamers.report.figures import image_grid
-from metamers.runs.transfer import transfer_dir
-from metamers.runs.validate import validate_dir
-from metamers.similarity import spearman
-from metamers.stimuli import load_photos, save_png
-from metamers.synthesis import SynthesisResult, synthesize
-from metamers.validation import format_table
+__all__ = ["demo_plan", "format_summary", "run_demo"]
 
-__all__ = ["DEMO_STAGES", "format_summary", "run_demo", "transfer_trend"]
 
-DEMO_STAGES = ("block_2", "block_4", "block_7")
-DEMO_PHOTOS = ("chelsea", "coffee", "rocket", "camera")
-DEMO_RECOGNIZERS = ("efficientnet-lite1", "efficientnet-lite2", "efficientnet-lite0-random")
+def _speech_available() -> str | None:
+    """None when the audio part can run here, else why not."""
+    from pathlib import Path
+
+    if not Path("/usr/share/asterisk/sounds/en_US_f_Allison").is_dir():
+        return "the recorded words need the Debian package asterisk-core-sounds-en-wav"
+    if shutil.which("espeak-ng") is None:
+        return "the speech nulls need the Debian package espeak-ng"
+    return None
+
+
+def demo_plan(
+    iterations: int | None = None,
+    images: int | None = None,
+    words: int | None = None,
+    pairs: int | None = None,
+    audio: bool = True,
+) -> Plan:
+    """The demo's plan, scaled by the arguments (``None`` keeps the embedded default).
+
+    Parameters
+    ----------
+    iterations : int, optional
+        Iterations per metamer for images and sounds alike (the demo: 600 for images, 400 for sounds; the paper: 15000).
+    images, words : int, optional
+        How many photos and spoken words (the first N of the plan's default lists).
+    pairs : int, optional
+        Pairs per null distribution (the demo: 20,000; the paper: 1,000,000).
+    audio : bool
+        Include the word network (needs Debian's espeak-ng and asterisk-core-sounds-en-wav).
+
+    Examples
+    --------
+    >>> demo_plan(iterations=15000, pairs=1_000_000).settings("image").iterations
+    15000
+    """
+    data = tomllib.loads(files("metamers.runs").joinpath("demo.toml").read_text())
+    if iterations is not None:
+        for kind in ("image", "audio"):
+            data["synthesis"][kind]["iterations"] = iterations
+    if images is not None:
+        data["stimuli"]["images"] = images
+    if words is not None:
+        data["stimuli"]["words"] = words
+    if pairs is not None:
+        data["validation"]["pairs"] = pairs
+    if not audio:
+        data["model"] = [m for m in data["model"] if not m["name"].startswith("word-")]
+        data["transfer"]["recognizers"] = [r for r in data["transfer"]["recognizers"] if not r.startswith("word-")]
+    return parse_plan(data)
 
 
 def run_demo(
-    out: str | Path = "demo-output",
-    iterations: int = 600,
-    lr: float = 0.02,
-    photos: Sequence[str] = DEMO_PHOTOS,
-    stages: Sequence[str] = DEMO_STAGES,
-    model: str = "efficientnet-lite0",
+    out: str | os.PathLike = "demo-output",
+    iterations: int | None = None,
+    images: int | None = None,
+    words: int | None = None,
+    pairs: int | None = None,
+    audio: bool | None = None,
     progress: bool | None = None,
-    null_pairs: int = 20_000,
-    recognizers: Sequence[str] = DEMO_RECOGNIZERS,
 ) -> dict:
-    """Synthesize metamers of natural photos at several stages of a pretrained network, then validate them.
+    """Run the demo plan in ``out`` (resuming what is there); the run summary with the measured Figure 5 trend.
 
-    Returns a summary dict (also written to ``out/summary.json``); ``out/grid.png`` shows the metamers,
-    ``out/figures/`` the metamer rho against the null at every stage, ``out/validation_table.csv`` the paper's
-    Table S5 columns and ``out/catalog.sqlite`` every metamer with its verdict.
+    ``audio=None`` includes the word network when the speech packages are installed, and says so when not.
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    zoo = load(model)
-    size = zoo.input_shape[-1]
-    x, names = load_photos(photos, size=size)
-    original_labels = zoo.predict(x)
-    rows, columns, notes = [], {}, {}
-    t_start = time.perf_counter()
-    for stage in stages:
-        layer = zoo.layer(stage)
-        tag = f"{model}_{stage}"
-        result_path = out / f"{tag}.safetensors"
-        if result_path.exists():
-            result = SynthesisResult.load(result_path)
-        else:
-            result = synthesize(
-                zoo.module, x, layer, iterations=iterations, lr=lr,
-                checkpoint=out / "checkpoints" / f"{tag}.pt", checkpoint_every=100, progress=progress,
-            )  # fmt: skip
-            result.extra.update(model=model, stimuli=list(names))
-            result.save(result_path)
-        labels = zoo.predict(result.metamers)
-        pixel_rho = spearman(result.metamers, x)
-        columns[f"{stage}\n({layer})"] = result.metamers
-        notes[f"{stage}\n({layer})"] = [
-            f"rho {float(r):.3f} · {zoo.labels[int(lab)][:16]}" for r, lab in zip(result.layer_rho, labels, strict=True)
-        ]
-        for i, name in enumerate(names):
-            save_png(result.metamers[i], out / "png" / f"{name}_{stage}.png")
-            rows.append(
-                {
-                    "stage": stage,
-                    "layer": layer,
-                    "photo": name,
-                    "rho_at_layer": round(float(result.layer_rho[i]), 4),
-                    "rho_pixels": round(float(pixel_rho[i]), 4),
-                    "final_loss": float(result.final_loss[i]),
-                    "label_original": zoo.labels[int(original_labels[i])],
-                    "label_metamer": zoo.labels[int(labels[i])],
-                    "same_label": bool(labels[i] == original_labels[i]),
-                    "seconds": round(result.elapsed_s, 1),
-                }
-            )
-    for i, name in enumerate(names):
-        save_png(x[i], out / "png" / f"{name}_original.png")
-    validation = validate_dir(out, n_pairs=null_pairs)
-    verdicts = {(m["layer"], m["stimulus"]): m for m in validation["metamers"]}
-    for row in rows:
-        v = verdicts[(row["layer"], row["photo"])]
-        row["accepted"] = v["accepted"]
-        row["verdict"] = v["reason"]
-        row["null_max"] = round(v["null_max"], 4)
-    transfer = transfer_dir(out, recognizers)
-    for col, layer in zip(list(notes), [zoo.layer(st) for st in stages], strict=True):
-        notes[col] = [
-            f"{note} · {'accepted' if verdicts[(layer, n)]['accepted'] else 'REJECTED'}"
-            for note, n in zip(notes[col], names, strict=True)
-        ]
-    row_names = [f"{n}\n{zoo.labels[int(c)][:18]}" for n, c in zip(names, original_labels, strict=True)]
-    grid = image_grid(x, columns, row_names, out / "grid.png", notes)
-    summary = {
-        "model": model,
-        "provenance": zoo.provenance,
-        "iterations": iterations,
-        "lr": lr,
-        "note": f"{iterations} iterations per metamer (the paper: 15000); nulls of {null_pairs:,} pairs (the paper: "
-        "1,000,000). Scale both up with --iterations and --pairs.",
-        "table": validation["table"],
-        "transfer": [c.as_dict() for c in transfer["cells"]],
-        "transfer_trend": transfer_trend(transfer["cells"]),
-        "figures": [str(f) for f in validation["figures"] + transfer["figures"]],
-        "rows": rows,
-        "grid": str(grid),
-        "wall_s": round(time.perf_counter() - t_start, 1),
-        "torch_threads": torch.get_num_threads(),
-    }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    note = None
+    if audio is None:
+        note = _speech_available()
+        audio = note is None
+    summary = run_plan(demo_plan(iterations, images, words, pairs, audio), out, progress=progress)
+    catalog = Catalog(out)
+    cells = catalog.query("SELECT * FROM transfer ORDER BY rowid")
+    stages = catalog.query(
+        "SELECT DISTINCT m.model, m.layer, j.stage FROM metamers m JOIN jobs j ON j.output = m.result_file"
+    )
+    summary["trends"] = figure5_trend(cells, {(r["model"], r["layer"]): r["stage"] for r in stages})
+    summary["audio_skipped"] = note
     return summary
 
 
-def transfer_trend(cells: Sequence) -> dict:
-    """Whether other trained networks recognize early-stage metamers more often than late-stage ones (Figure 5).
-
-    Compares, over the recognizing models that are neither the generator nor random networks, the mean 1000-way
-    recognition of the earliest generation layer's metamers with that of the latest layer's.
-    """
-    others = [c for c in cells if c.label_space == "imagenet" and not c.own and "-random" not in c.recognizer]
-    if not others:
-        return {"shown": None, "text": "no other trained network recognized the metamers"}
-    layers = list(dict.fromkeys(c.layer for c in cells))
-    first, last = layers[0], layers[-1]
-    early = sum(c.proportion for c in others if c.layer == first) / max(1, sum(c.layer == first for c in others))
-    late = sum(c.proportion for c in others if c.layer == last) / max(1, sum(c.layer == last for c in others))
-    shown = early > late
-    text = (
-        f"other trained networks recognized {early:.0%} of the {first} metamers and {late:.0%} of the {last} ones: "
-        + ("the paper's Figure 5 trend (recognition falls with depth) holds here."
-           if shown else "the data here do NOT show the paper's Figure 5 trend.")
-    )  # fmt: skip
-    return {"shown": shown, "early": early, "late": late, "text": text}
-
-
 def format_summary(summary: dict) -> str:
-    """The summary as a terminal table."""
+    """The demo's summary for the terminal."""
     lines = [
-        f"{summary['model']}: {summary['note']}",
-        f"{'stage':8s} {'photo':9s} {'rho@layer':>9s} {'null max':>8s} {'rho@pixels':>10s}  {'label of original':20s} "
-        f"{'label of metamer':20s} verdict",
+        f"{summary['accepted']} of {summary['metamers']} metamers accepted; {summary['jobs']['done']} synthesis "
+        f"jobs done, {summary['jobs']['failed']} failed ({summary['seconds'] / 60:.1f} minutes this session)"
     ]
-    for r in summary["rows"]:
-        lines.append(
-            f"{r['stage']:8s} {r['photo']:9s} {r['rho_at_layer']:9.4f} {r['null_max']:8.4f} {r['rho_pixels']:10.4f}  "
-            f"{r['label_original'][:20]:20s} {r['label_metamer'][:20]:20s} "
-            f"{'accepted' if r['accepted'] else 'rejected: ' + r['verdict']}"
-        )
-    lines.append(
-        "rho@layer: Spearman rho of metamer and original activations at the generation layer; rho@pixels: the same "
-        "between the images themselves."
-    )
-    lines.append("")
-    lines.append(format_table(summary["table"]))
-    lines.append("")
-    lines.append(f"transfer: {summary['transfer_trend']['text']}")
-    lines.append(f"grid: {summary['grid']}")
-    lines.extend(f"figure: {f}" for f in summary["figures"])
+    if summary.get("audio_skipped"):
+        lines.append(f"audio part skipped: {summary['audio_skipped']}")
+    lines += [f"failed: {f}" for f in summary["failed"]]
+    lines += [t["text"] for t in summary.get("trends", [])]
+    if summary["report"]:
+        lines.append(f"report: {summary['report'].resolve()}")
     return "\n".join(lines)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["cochleagram_grid", "image_grid", "null_grid", "relu_comparison_figure"]
+__all__ = ["cochleagram_grid", "cochleagram_image", "image_grid", "null_grid", "relu_comparison_figure"]
 
 
 def _plt():
@@ -28,6 +28,8 @@ def _save(fig, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
+    if path.suffix == ".png" and path.parent.name == "figures":  # charts: also as SVG, for print
+        fig.savefig(path.with_suffix(".svg"))
     plt.close(fig)
     return path
 
@@ -275,3 +277,29 @@ def cochleagram_grid(
             elif notes and col in notes:
                 ax.set_xlabel(notes[col][i], fontsize=8)
     return _save(fig, path)
+
+
+def cochleagram_image(cochleagram: torch.Tensor, path: str | os.PathLike, vmax: float | None = None) -> Path:
+    """One cochleagram ``[channels, frames]`` as a bare PNG (low frequencies at the bottom, magma colours).
+
+    Each pixel is one channel and frame (211 x 400 for a 2-second clip): cheap enough to write one per sound.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> p = cochleagram_image(torch.rand(211, 400), tempfile.mkdtemp() + "/c.png")
+    >>> Image.open(p).size
+    (400, 211)
+    """
+    import matplotlib
+    from PIL import Image
+
+    c = cochleagram.detach().float().cpu()
+    c = c.reshape(c.shape[-2], c.shape[-1]).numpy()
+    top = float(c.max()) if vmax is None else vmax
+    rgb = matplotlib.colormaps["magma"](np.clip(c / max(top, 1e-12), 0, 1)[::-1])[..., :3]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((rgb * 255).round().astype(np.uint8)).save(path)
+    return path

@@ -53,6 +53,23 @@ CREATE TABLE IF NOT EXISTS transfer (
     n INTEGER, proportion REAL, sem REAL, natural_accuracy REAL, natural_sem REAL, chance REAL, own INTEGER,
     PRIMARY KEY (generator, layer, recognizer, label_space, source)
 );
+CREATE TABLE IF NOT EXISTS jobs (
+    name TEXT PRIMARY KEY,
+    step TEXT NOT NULL,
+    model TEXT,
+    kind TEXT,
+    stage TEXT,
+    batch INTEGER,
+    items INTEGER,
+    state TEXT NOT NULL,
+    pid INTEGER,
+    host TEXT,
+    started REAL,
+    finished REAL,
+    seconds REAL,
+    error TEXT,
+    output TEXT
+);
 CREATE TABLE IF NOT EXISTS nulls (
     model TEXT NOT NULL,
     layer TEXT NOT NULL,
@@ -140,6 +157,19 @@ class Catalog:
                 f"INSERT OR REPLACE INTO transfer ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
                 [tuple(c[k] for k in cols) for c in cells],
             )
+
+    def set_job(self, name: str, **row: object) -> None:
+        """Insert a job (a step of a run) or update the given fields of the one named ``name``."""
+        with self._connect() as db:
+            if db.execute("SELECT 1 FROM jobs WHERE name=?", (name,)).fetchone():
+                sets = ", ".join(f"{k}=?" for k in row)
+                db.execute(f"UPDATE jobs SET {sets} WHERE name=?", (*row.values(), name))
+            else:
+                cols = ["name", *row]
+                db.execute(
+                    f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+                    (name, *row.values()),
+                )
 
     def query(self, sql: str, params: tuple = ()) -> list[dict]:
         """Rows of a read-only query as dicts."""

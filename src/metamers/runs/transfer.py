@@ -13,33 +13,55 @@ import torch.nn.functional as F
 from metamers.models import CATEGORIES, ZooModel, decision_16, load
 from metamers.report.figures import transfer_curves, transfer_matrix
 from metamers.runs.catalog import Catalog
-from metamers.runs.validate import as_displayed
+from metamers.runs.validate import as_displayed, as_written
 from metamers.stimuli import IMAGES
 from metamers.synthesis import SynthesisResult
 from metamers.taps import list_layers
 from metamers.transfer import TransferCell, transfer_cell
 
-__all__ = ["SPACES", "transfer_dir"]
+__all__ = ["AUDIO_SPACE", "SPACES", "transfer_dir"]
 
 SPACES = ("imagenet", "16-way")
+AUDIO_SPACE = "word"
+
+
+def _forward(zoo: ZooModel, xb: torch.Tensor) -> torch.Tensor:
+    param = next(zoo.module.parameters(), None)
+    return zoo.module(xb.to(param.device) if param is not None else xb).cpu()
 
 
 def _logits(zoo: ZooModel, x: torch.Tensor, batch: int = 16) -> torch.Tensor:
-    """The model's logits for images of any size, resized (bilinear, antialiased) to its input."""
+    """The model's logits, in batches: images of any size resized (bilinear, antialiased) to its input; waveforms
+    as they are (their length must be the model's)."""
+    if zoo.kind == "audio" and x.shape[-1] != zoo.input_shape[-1]:
+        raise ValueError(
+            f"{zoo.name} takes waveforms of {zoo.input_shape[-1]} samples, these have {x.shape[-1]}: a recognizer "
+            "must take clips of the generating model's length (waveforms are not resampled)."
+        )
     size = zoo.input_shape[-2:]
     out = []
     with torch.no_grad():
         zoo.module.eval()
         for i in range(0, x.shape[0], batch):
             xb = x[i : i + batch]
-            if tuple(xb.shape[-2:]) != tuple(size):
+            if zoo.kind != "audio" and tuple(xb.shape[-2:]) != tuple(size):
                 xb = F.interpolate(xb, size=size, mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
-            out.append(zoo.module(xb))
+            out.append(_forward(zoo, xb))
     return torch.cat(out) if out else torch.zeros(0, len(zoo.labels))
 
 
 def _labels(logits: torch.Tensor, space: str) -> torch.Tensor:
-    return logits.argmax(-1) if space == "imagenet" else decision_16(logits)
+    return decision_16(logits) if space == "16-way" else logits.argmax(-1)
+
+
+def _word_reference(names: Sequence[str], rz: ZooModel, gen: ZooModel, gen_labels: torch.Tensor) -> torch.Tensor:
+    """Reference labels of audio stimuli in the recognizer's label list: the stimulus's word, or else the
+    generating model's label for the natural clip (-1, matching nothing, if the recognizer lacks that label)."""
+    out = []
+    for name, g in zip(names, gen_labels.tolist(), strict=True):
+        word = name if name in rz.labels else gen.labels[g]
+        out.append(rz.labels.index(word) if word in rz.labels else -1)
+    return torch.tensor(out, dtype=torch.long)
 
 
 def transfer_dir(
@@ -50,10 +72,20 @@ def transfer_dir(
 ) -> dict:
     """Classify the accepted metamers of a validated directory with each recognizing model.
 
-    The reference label of a stimulus is, in the 1000-way space, the generating model's label for it (the photos
-    carry no ImageNet ground truth), and in the 16-way space its known category (``metamers.stimuli.IMAGES``) or
-    else the generating model's 16-way decision.  The generating model itself recognizes its accepted metamers by
-    construction (proportion 1 in the 1000-way space); it is listed with ``own=True``.
+    Image generators are judged in the label ``spaces`` (``"imagenet"``, ``"16-way"``).  The reference label of a
+    photo is, in the 1000-way space, the generating model's label for it (the photos carry no ImageNet ground truth),
+    and in the 16-way space its known category (``metamers.stimuli.IMAGES``) or else the generating model's 16-way
+    decision.  The generating model itself recognizes its accepted image metamers by construction (proportion 1 in
+    the 1000-way space).
+
+    Audio generators (the word networks) are always judged in the 61-way ``"word"`` space, whatever ``spaces``
+    says.  The reference label of a clip is its word (the stimulus name, in the recognizer's vocabulary), or else
+    the generating model's label for the natural clip; the natural accuracy is the recognizer's on the natural
+    clips, and the generating model's own proportion is whatever it measures (below 1 where it mishears a word).
+    With ``source="png"`` the audio metamers are classified as a 16-bit WAV holds them.
+
+    The generating model is always listed, with ``own=True``.  Recognizers of the other kind than a generator
+    (image against audio) are skipped for it.
 
     Returns
     -------
@@ -65,7 +97,10 @@ def transfer_dir(
         raise ValueError(f"source must be 'png' or 'full', got {source!r}.")
     unknown = [s for s in spaces if s not in SPACES]
     if unknown:
-        raise ValueError(f"unknown label space(s) {unknown}; choose from {', '.join(SPACES)}.")
+        raise ValueError(
+            f"unknown label space(s) {unknown}; choose from {', '.join(SPACES)} (audio generators are always "
+            f"judged in the {AUDIO_SPACE!r} space)."
+        )
     catalog = Catalog(directory)
     rows = catalog.query(
         "SELECT m.result_file, m.item, m.model, m.layer, v.accepted FROM metamers m "
@@ -86,30 +121,40 @@ def transfer_dir(
             zoos[name] = load(name)
         return zoos[name]
 
-    order: dict[str, int] = {}
-    for gen in {r.extra["model"] for r in results.values()}:
-        order.update({lay.name: lay.order for lay in list_layers(zoo(gen).module, zoo(gen).example())})
+    orders: dict[str, dict[str, int]] = {}
+    for gen in sorted({r.extra["model"] for r in results.values()}):
+        orders[gen] = {lay.name: lay.order for lay in list_layers(zoo(gen).module, zoo(gen).example())}
     cells: list[TransferCell] = []
-    for f, res in sorted(results.items(), key=lambda fr: (fr[1].extra["model"], order[fr[1].layer])):
+    for f, res in sorted(
+        results.items(), key=lambda fr: (fr[1].extra["model"], orders[fr[1].extra["model"]][fr[1].layer])
+    ):
         gen = res.extra["model"]
+        gz = zoo(gen)
+        audio = gz.kind == "audio"
         keep = accepted[f]
         names = res.extra.get("stimuli", [str(i) for i in range(len(res))])
-        gen_logits = _logits(zoo(gen), res.stimuli)
-        x = as_displayed(res.metamers) if source == "png" else res.metamers
-        for space in spaces:
+        gen_logits = _logits(gz, res.stimuli)
+        shown = as_written if audio else as_displayed
+        x = shown(res.metamers) if source == "png" else res.metamers
+        recs = [r for r in dict.fromkeys([gen, *recognizers]) if zoo(r).kind == gz.kind]
+        for space in (AUDIO_SPACE,) if audio else spaces:
             reference = _labels(gen_logits, space)
             if space == "16-way":
                 known = [IMAGES.get(n, (None, None, None))[1] for n in names]
                 reference = torch.tensor(
                     [CATEGORIES.index(k) if k else int(d) for k, d in zip(known, reference, strict=True)]
                 )
-            n_classes = 1000 if space == "imagenet" else 16
-            for rec in dict.fromkeys([gen, *recognizers]):
+            for rec in recs:
                 rz = zoo(rec)
+                if audio:
+                    ref = _word_reference([names[i] for i in keep], rz, gz, reference[keep])
+                    n_classes = len(rz.labels)
+                else:
+                    ref = reference[keep]
+                    n_classes = 1000 if space == "imagenet" else 16
                 none = torch.zeros(0, dtype=torch.long)
                 on_metamers = _labels(_logits(rz, x[keep]), space) if keep else none
                 on_natural = _labels(_logits(rz, res.stimuli[keep]), space) if keep else none
-                ref = reference[keep]
                 cell = transfer_cell(gen, res.layer, rec, space, source, on_metamers, on_natural, ref, n_classes)
                 cells.append(cell)
     catalog.set_transfer([c.as_dict() for c in cells])
@@ -119,9 +164,9 @@ def transfer_dir(
         w.writeheader()
         w.writerows(c.as_dict() for c in cells)
     figures = []
-    for space in spaces:
+    for space in dict.fromkeys(c.label_space for c in cells):
         sel = [c for c in cells if c.label_space == space]
-        if sel:
-            figures.append(transfer_curves(sel, order, directory / "figures" / f"transfer_{space}.png"))
-            figures.append(transfer_matrix(sel, order, directory / "figures" / f"transfer_matrix_{space}.png"))
+        order = {k: v for g in dict.fromkeys(c.generator for c in sel) for k, v in orders[g].items()}
+        figures.append(transfer_curves(sel, order, directory / "figures" / f"transfer_{space}.png"))
+        figures.append(transfer_matrix(sel, order, directory / "figures" / f"transfer_matrix_{space}.png"))
     return {"cells": cells, "csv": csv_path, "figures": figures}

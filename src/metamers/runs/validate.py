@@ -168,7 +168,8 @@ def validate_dir(
     Parameters
     ----------
     directory : path
-        A directory of synthesis results (``*.safetensors`` whose metadata names the zoo model).
+        A directory of synthesis results (``*.safetensors`` whose metadata names the zoo model), at its top level or
+        in its ``results/`` folder (a run's).
     n_pairs : int
         Pairs in each null distribution (the paper: 1,000,000).
     rule : AcceptanceRule, optional
@@ -189,7 +190,7 @@ def validate_dir(
     rule = rule or AcceptanceRule()
     if source not in ("png", "full"):
         raise ValueError(f"source must be 'png' or 'full', got {source!r}.")
-    files = sorted(p for p in directory.glob("*.safetensors"))
+    files = sorted(directory.glob("*.safetensors")) + sorted(directory.glob("results/*.safetensors"))
     if not files:
         raise FileNotFoundError(f"no synthesis results (*.safetensors) in {directory}; synthesize metamers first.")
     results = {f: SynthesisResult.load(f) for f in files}
@@ -223,7 +224,8 @@ def validate_dir(
                 rho = float(sims[r.layer]["spearman"][i])
                 v = verdict(rho, nulls[r.layer], int(lab_m[i]), int(lab_s[i]), rule, names=zoo.labels.__getitem__)
                 mid = catalog.add_metamer(
-                    result_file=f.name, item=i, model=model, layer=r.layer, stimulus=names[i],
+                    result_file=f.relative_to(directory).as_posix(),
+                    item=i, model=model, layer=r.layer, stimulus=names[i],
                     seed=r.settings.seed, iterations=r.stop_iteration[i], settings=r.settings.to_dict(),
                     final_loss=float(r.final_loss[i]), stop_reason=r.stop_reason[i],
                 )  # fmt: skip

@@ -1,0 +1,428 @@
+"""The report of a run: one HTML page (offline, no external resources) with metamers, validation, transfer, provenance.
+
+It reads only the run directory (``plan.json``, ``catalog.sqlite``, ``media/``, ``figures/``, ``run.json``), so it
+can be rewritten at any time: ``metamers report DIR``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["PAPER", "figure5_trend", "write_report"]
+
+PAPER = {"iterations": 15000, "pairs": 1_000_000}
+"""The paper's settings, which the report compares a run's with."""
+
+_CSS = """
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;color:#1d2330;
+background:#f6f7f9}
+header{background:#1d2330;color:#fff;padding:22px 32px}
+header h1{margin:0 0 4px;font-size:24px}header p{margin:2px 0;color:#c9d1e0}
+main{max-width:1400px;margin:0 auto;padding:8px 32px 48px}
+section{background:#fff;border:1px solid #e3e6eb;border-radius:8px;padding:16px 22px;margin:18px 0}
+h2{margin:4px 0 10px;font-size:20px}h3{margin:18px 0 8px;font-size:16px}
+nav a{margin-right:14px;color:#2b5cab}
+.finding{padding:8px 12px;border-left:4px solid #2b5cab;background:#eef3fb;margin:8px 0;border-radius:3px}
+.finding.no{border-color:#b4541d;background:#fbf1ea}
+.note{color:#5b6475;font-size:13px}
+.grid{border-collapse:collapse}.grid th{font-weight:600;font-size:13px;padding:4px 6px;text-align:center}
+.grid td{vertical-align:top;padding:5px;text-align:center}
+.grid th.row{text-align:right;vertical-align:middle;white-space:nowrap}
+.grid img.image{width:150px;height:150px;object-fit:cover;border-radius:4px;display:block;margin:auto}
+.grid img.coch{width:200px;height:106px;border-radius:4px;display:block;margin:auto;image-rendering:auto}
+.grid audio{width:200px;height:30px;margin-top:3px}
+.cap{font-size:12px;color:#3a4150;max-width:200px;margin:3px auto 0}
+.badge{display:inline-block;font-size:11px;padding:0 6px;border-radius:9px;margin-left:3px}
+.ok{background:#dff3e4;color:#1c6b33}.bad{background:#fbe3e1;color:#9b2a1f}
+table.data{border-collapse:collapse;font-size:13px;margin:6px 0}
+table.data th,table.data td{border-bottom:1px solid #e3e6eb;padding:3px 10px;text-align:right}
+table.data th:first-child,table.data td:first-child,table.data td.l{text-align:left}
+.figs img{max-width:100%;border:1px solid #e3e6eb;border-radius:4px;margin:6px 0}
+pre{background:#f3f4f6;padding:10px;border-radius:6px;overflow:auto;font-size:12px}
+.scroll{overflow-x:auto}
+"""
+
+
+def _e(x: object) -> str:
+    return html.escape(str(x))
+
+
+def _rel(directory: Path, path: str) -> str | None:
+    return path if (directory / path).exists() else None
+
+
+def _table(rows: Sequence[dict], columns: Sequence[tuple[str, str]], left: Sequence[str] = ()) -> str:
+    head = "".join(f"<th>{_e(title)}</th>" for _, title in columns)
+    body = []
+    for r in rows:
+        cells = []
+        for key, _ in columns:
+            v = r.get(key, "")
+            text = f"{v:.3f}" if isinstance(v, float) else str(v)
+            cls = ' class="l"' if key in left else ""
+            cells.append(f"<td{cls}>{_e(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f'<table class="data"><tr>{head}</tr>{"".join(body)}</table>'
+
+
+def figure5_trend(cells: Sequence[dict], stages: dict | None = None) -> list[dict]:
+    """Per generating model and label space: do OTHER trained networks recognize its early metamers more often?
+
+    The paper's Figure 5: metamers from early layers of one network are recognized by other networks; those from
+    late layers are not.  For each trained generator, over the recognizers that are neither the generator itself
+    nor random networks, this compares the mean proportion recognized at the first generation layer with that at
+    the last.
+
+    Parameters
+    ----------
+    cells : sequence of dict
+        Transfer rows (``catalog.sqlite`` table ``transfer``), generation layers in depth order.  Cells without
+        accepted metamers (``proportion`` None) are left out.
+    stages : dict, optional
+        ``{(generator, layer): stage name}``, to name the layers as the plan did.
+
+    Returns
+    -------
+    list of dict
+        ``{"generator", "space", "first", "last", "early", "late", "shown", "recognizers", "text"}``.
+
+    Examples
+    --------
+    >>> cells = [dict(generator="a", layer=lay, recognizer="b", label_space="imagenet", own=0, proportion=p)
+    ...          for lay, p in (("l1", 0.8), ("l9", 0.1))]
+    >>> figure5_trend(cells)[0]["shown"]
+    True
+    """
+    out = []
+    stages = stages or {}
+    cells = [c for c in cells if c.get("proportion") is not None]
+    for gen in dict.fromkeys(c["generator"] for c in cells):
+        if gen.endswith("-random"):
+            continue
+        for space in dict.fromkeys(c["label_space"] for c in cells if c["generator"] == gen):
+            sel = [c for c in cells if c["generator"] == gen and c["label_space"] == space]
+            others = [c for c in sel if not c["own"] and not c["recognizer"].endswith("-random")]
+            layers = list(dict.fromkeys(c["layer"] for c in sel))
+            if not others or len(layers) < 2:
+                continue
+            first, last = layers[0], layers[-1]
+            name = {lay: stages.get((gen, lay), lay) for lay in (first, last)}
+
+            def mean(layer: str, others: list = others) -> float:
+                vals = [c["proportion"] for c in others if c["layer"] == layer]
+                return sum(vals) / len(vals) if vals else float("nan")
+
+            early, late = mean(first), mean(last)
+            shown = early > late
+            recs = sorted({c["recognizer"] for c in others})
+            text = (
+                f"{', '.join(recs)} recognized {early:.0%} of the {gen} metamers from its first generation layer "
+                f"({name[first]}) and {late:.0%} of those from its last ({name[last]}) [{space} labels]: "
+                + (
+                    "the paper's Figure 5 trend (recognition by other networks falls with depth) holds here."
+                    if shown
+                    else "these data do NOT show the paper's Figure 5 trend."
+                )
+            )
+            out.append(
+                {
+                    "generator": gen,
+                    "space": space,
+                    "first": first,
+                    "last": last,
+                    "early": early,
+                    "late": late,
+                    "shown": shown,
+                    "recognizers": recs,
+                    "text": text,
+                }
+            )
+    return out
+
+
+def _cell(directory: Path, m: dict, kind: str) -> str:
+    from metamers.runs.run import media_path
+
+    path = media_path(m["model"], m["stage"], m["stimulus"], kind)
+    if kind == "image":
+        media = f'<img class="image" loading="lazy" src="{_e(path)}" alt="{_e(m["stimulus"])} {_e(m["stage"])}">'
+    else:
+        coch = path[: -len(".wav")] + "_cochleagram.png"
+        media = (
+            f'<img class="coch" loading="lazy" src="{_e(coch)}" alt="cochleagram">'
+            f'<audio controls preload="none" src="{_e(path)}"></audio>'
+        )
+    if not (directory / path).exists():
+        return '<td><span class="note">missing</span></td>'
+    if m.get("accepted") is None:
+        verdict = '<span class="badge">not validated</span>'
+    elif m["accepted"]:
+        verdict = '<span class="badge ok">accepted</span>'
+    else:
+        verdict = f'<span class="badge bad" title="{_e(m["reason"])}">rejected</span>'
+    rho = f"rho {m['rho_layer']:.3f}" if m.get("rho_layer") is not None else ""
+    label = f" · {_e(str(m['label_metamer'])[:22])}" if m.get("label_metamer") else ""
+    return f'<td>{media}<div class="cap">{rho}{label}{verdict}</div></td>'
+
+
+def _model_section(
+    directory: Path, model: str, kind: str, rows: list[dict], stages: list[str], names: list[str]
+) -> str:
+    from metamers.runs.run import media_path
+
+    by = {(r["stage"], r["stimulus"]): r for r in rows}
+    head = "<tr><th></th><th>original</th>" + "".join(f"<th>{_e(s)}</th>" for s in stages) + "</tr>"
+    body = []
+    for n in names:
+        label = next((r["label_stimulus"] for r in rows if r["stimulus"] == n and r.get("label_stimulus")), "")
+        orig = media_path(model, "original", n, kind)
+        if kind == "image":
+            o = f'<img class="image" loading="lazy" src="{_e(orig)}" alt="{_e(n)}">'
+        else:
+            coch = orig[: -len(".wav")] + "_cochleagram.png"
+            o = (
+                f'<img class="coch" src="{_e(coch)}" alt="cochleagram">'
+                f'<audio controls preload="none" src="{_e(orig)}"></audio>'
+            )
+        cells = "".join(_cell(directory, by[(s, n)], kind) if (s, n) in by else "<td></td>" for s in stages)
+        body.append(
+            f'<tr><th class="row">{_e(n)}<br><span class="note">{_e(str(label)[:24])}</span></th>'
+            f'<td>{o}<div class="cap">the model: {_e(str(label)[:22])}</div></td>{cells}</tr>'
+        )
+    grid = f'<div class="scroll"><table class="grid">{head}{"".join(body)}</table></div>'
+    per_stage = []
+    for s in stages:
+        rs = [r for r in rows if r["stage"] == s and r.get("accepted") is not None]
+        if not rs:
+            continue
+        rho = sorted(r["rho_layer"] for r in rs)
+        per_stage.append(
+            {
+                "stage": s,
+                "layer": rs[0]["layer"],
+                "generated": len(rs),
+                "accepted": sum(int(r["accepted"]) for r in rs),
+                "features": rs[0].get("features", ""),
+                "median rho": rho[len(rho) // 2],
+                "null median": rs[0]["null_median"] if rs[0].get("null_median") is not None else "",
+                "null max": rs[0]["null_max"] if rs[0].get("null_max") is not None else "",
+                "median rho at logits": sorted(r["rho_logits"] for r in rs)[len(rs) // 2],
+            }
+        )
+    cols = [
+        (k, k)
+        for k in (
+            "stage",
+            "layer",
+            "generated",
+            "accepted",
+            "features",
+            "median rho",
+            "null median",
+            "null max",
+            "median rho at logits",
+        )
+    ]
+    table = _table(per_stage, cols, left=("stage", "layer")) if per_stage else '<p class="note">not validated yet</p>'
+    figs = ""
+    null = _rel(directory, f"figures/null_grid_{model}.png")
+    if null:
+        figs += (
+            '<div class="figs"><h3>Metamer rho against the null, every measured layer (Figure S1)</h3>'
+            f'<img src="{_e(null)}" alt="null grid"></div>'
+        )
+    what = "sees" if kind == "image" else "hears"
+    return (
+        f'<section id="{_e(model)}"><h2>{_e(model)}</h2>'
+        f'<p class="note">Rows: the natural stimuli; columns: the generation layer. Each metamer shows its Spearman '
+        f"rho with the original at the generation layer, the label the model {what} in it, and its verdict (hover a "
+        f"rejection for the reason).</p>{grid}<h3>Validation (Table S4/S5 columns)</h3>{table}{figs}</section>"
+    )
+
+
+def write_report(directory: str | os.PathLike) -> Path:
+    """Write ``report.html`` for a run directory and return its path.
+
+    Examples
+    --------
+    >>> write_report("runs/first")  # doctest: +SKIP
+    PosixPath('runs/first/report.html')
+    """
+    from metamers.runs.catalog import Catalog
+    from metamers.runs.run import plan_of
+
+    directory = Path(directory)
+    plan = plan_of(directory)
+    catalog = Catalog(directory)
+    jobs = catalog.query("SELECT * FROM jobs WHERE step='synthesize' ORDER BY rowid")
+    rows = catalog.query(
+        "SELECT m.model, m.layer, m.stimulus, m.result_file, m.final_loss, j.stage, v.accepted, v.reason, "
+        "v.rho_layer, v.rho_logits, v.label_stimulus, v.label_metamer, n.median AS null_median, n.max AS null_max "
+        "FROM metamers m JOIN jobs j ON j.output = m.result_file LEFT JOIN validation v ON v.metamer_id = m.id "
+        "LEFT JOIN nulls n ON n.model = m.model AND n.layer = m.layer"
+    )
+    validated = catalog.query("SELECT COUNT(*) AS n FROM validation")[0]["n"]
+    kinds = {j["model"]: j["kind"] for j in jobs}
+    known = {(r["model"], r["stage"], r["stimulus"]) for r in rows}
+    for j in jobs:  # metamers synthesized but not validated yet still appear in the grid
+        if j["state"] != "done":
+            continue
+        for s in plan.stimuli(j["kind"]):
+            if (j["model"], j["stage"], s) not in known:
+                rows.append({"model": j["model"], "stage": j["stage"], "stimulus": s, "layer": "", "accepted": None})
+    run = json.loads((directory / "run.json").read_text()) if (directory / "run.json").exists() else {}
+    transfer = catalog.query("SELECT * FROM transfer")
+    kinds = {j["model"]: j["kind"] for j in jobs}
+
+    # findings
+    findings = []
+    acc = sum(int(r["accepted"] or 0) for r in rows if r.get("accepted") is not None)
+    n_val = sum(1 for r in rows if r.get("accepted") is not None)
+    findings.append(
+        (
+            "yes",
+            f"{acc} of {n_val} validated metamers pass the paper's rule (the model gives the label of "
+            "the original and rho at the generation layer lies above the null).",
+        )
+    )
+    layer_order = {(j["model"], j["stage"]): i for i, j in enumerate(jobs)}
+    stage_of = {(r["model"], r["layer"]): r["stage"] for r in rows if r.get("layer")}
+    transfer.sort(
+        key=lambda c: (c["generator"], layer_order.get((c["generator"], stage_of.get((c["generator"], c["layer"]))), 0))
+    )
+    trends = figure5_trend(transfer, stage_of)
+    for t in trends:
+        findings.append(("yes" if t["shown"] else "no", t["text"]))
+    if plan.recognizers and not trends and transfer:
+        findings.append(
+            (
+                "no",
+                "no trained network other than the generator recognized these metamers, so the "
+                "Figure 5 trend cannot be measured here.",
+            )
+        )
+    short = []
+    for kind in ("image", "audio"):
+        if any(k == kind for k in kinds.values()):
+            it = plan.settings(kind).iterations
+            if it < PAPER["iterations"]:
+                short.append(f"{kind} metamers ran {it:,} iterations (the paper: {PAPER['iterations']:,})")
+    if plan.pairs < PAPER["pairs"]:
+        short.append(f"each null has {plan.pairs:,} pairs (the paper: {PAPER['pairs']:,})")
+    state = {r["name"]: r["state"] for r in catalog.query("SELECT name, state FROM jobs")}
+    unfinished = [n for n, s in state.items() if s not in ("done", "skipped") and n != "report"]
+
+    parts = [
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{_e(plan.name)}: metamers report</title>"
+        f"<meta name=viewport content='width=device-width,initial-scale=1'><style>{_CSS}</style></head><body>"
+    ]
+    prov = run.get("provenance", {})
+    seconds = sum(s.get("seconds") or 0 for s in run.get("sessions", []))
+    parts.append(
+        f"<header><h1>{_e(plan.name)}: model metamers</h1>"
+        f"<p>{len(plan.models)} generating model(s) · {n_val} metamers validated of {len(rows)} synthesized · "
+        f"{validated and acc} accepted</p><p>{_e(time.strftime('%Y-%m-%d %H:%M'))} · {_e(prov.get('device', '?'))} "
+        f"({_e(prov.get('cpu', ''))}) · {seconds / 60:.1f} min over {len(run.get('sessions', []))} session(s)</p>"
+        "</header><main>"
+    )
+    nav = "".join(f'<a href="#{_e(m)}">{_e(m)}</a>' for m in kinds)
+    nav += '<a href="#transfer">transfer</a>' if transfer else ""
+    parts.append(f'<nav style="margin-top:12px">{nav}<a href="#provenance">settings and provenance</a></nav>')
+    items = "".join(f'<div class="finding {"" if ok == "yes" else "no"}">{_e(t)}</div>' for ok, t in findings)
+    if short:
+        items += f'<p class="note">Reduced settings: {_e("; ".join(short))}. Scale them up in the plan.</p>'
+    if unfinished:
+        items += (
+            f'<p class="note">Not finished: {_e(", ".join(unfinished))}; '
+            f"<code>metamers run {_e(directory)}</code> goes on.</p>"
+        )
+    parts.append(f"<section><h2>Findings</h2>{items}</section>")
+    features = {}
+    if (directory / "validation_table.csv").exists():
+        import csv
+
+        with open(directory / "validation_table.csv", newline="") as fh:
+            features = {(r["model"], r["layer"]): r.get("features", "") for r in csv.DictReader(fh)}
+    for r in rows:
+        r["features"] = features.get((r["model"], r.get("layer")), "")
+    for mp in plan.models:
+        model = mp.name
+        if model not in kinds:
+            continue
+        stages = list(dict.fromkeys(j["stage"] for j in jobs if j["model"] == model))
+        parts.append(
+            _model_section(
+                directory,
+                model,
+                kinds[model],
+                [r for r in rows if r["model"] == model],
+                stages,
+                list(plan.stimuli(kinds[model])),
+            )
+        )
+    if transfer:
+        figs = sorted(p.name for p in (directory / "figures").glob("transfer_*.png"))
+        img = "".join(f'<img src="figures/{_e(f)}" alt="{_e(f)}">' for f in figs)
+        cols = [
+            (k, k)
+            for k in (
+                "generator",
+                "layer",
+                "recognizer",
+                "label_space",
+                "n",
+                "proportion",
+                "sem",
+                "natural_accuracy",
+                "chance",
+            )
+        ]
+        shown = [{**c, "recognizer": c["recognizer"] + (" (own)" if c["own"] else "")} for c in transfer]
+        parts.append(
+            '<section id="transfer"><h2>Transfer: metamers of one network recognized by another (Figures 5, 6)</h2>'
+            '<p class="note">The proportion of accepted metamers each recognizing model classifies as the original '
+            "stimulus's label, with bootstrap SEM over stimuli; the dashed line is the recognizer's accuracy on the "
+            "natural stimuli. The generating model's own recognition is marked (own).</p>"
+            f'<div class="figs">{img}</div><details><summary>table</summary>'
+            f"{_table(shown, cols, left=('generator', 'layer', 'recognizer', 'label_space'))}</details></section>"
+        )
+    plan_text = (
+        (directory / "plan.toml").read_text()
+        if (directory / "plan.toml").exists()
+        else json.dumps(plan.to_dict(), indent=2)
+    )
+    prov_rows = [{"what": k, "value": v} for k, v in prov.items()]
+    steps = [{"step": k, "seconds": v} for k, v in run.get("steps", {}).items() if v is not None]
+    parts.append(
+        '<section id="provenance"><h2>Settings and provenance</h2>'
+        f"<h3>The plan</h3><pre>{_e(plan_text)}</pre>"
+        f"<h3>Synthesis settings</h3><pre>{_e(_settings_text(plan, kinds))}</pre>"
+        f"<h3>Machine and versions</h3>{_table(prov_rows, [('what', ''), ('value', '')], left=('value',))}"
+        f"<h3>Time per job (s)</h3><details><summary>{len(steps)} jobs</summary>"
+        f"{_table(steps, [('step', 'job'), ('seconds', 's')])}</details>"
+        "<p class=note>Files: <a href='catalog.sqlite'>catalog.sqlite</a> · <a href='validation_table.csv'>"
+        "validation_table.csv</a> · <a href='transfer.csv'>transfer.csv</a> · <a href='run.log'>run.log</a></p>"
+        "</section></main></body></html>"
+    )
+    path = directory / "report.html"
+    tmp = path.with_name("report.html.tmp")
+    tmp.write_text("".join(parts))
+    os.replace(tmp, path)
+    return path
+
+
+def _settings_text(plan, kinds: dict) -> str:
+    lines = []
+    for kind in ("image", "audio"):
+        if kind in kinds.values():
+            lines.append(f"{kind}: {plan.settings(kind).to_json()}")
+    lines.append(
+        f"validation: {plan.pairs:,} pairs per null, rho above the {plan.percentile:g}th percentile"
+        f"{', same label' if plan.same_label else ''}, judged on {plan.source}"
+    )
+    return "\n".join(lines)

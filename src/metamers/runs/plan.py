@@ -1,0 +1,343 @@
+"""A plan: one experiment described once (models, layers, stimuli, settings), read from a TOML file.
+
+A plan names the generating models and their generation layers, the stimuli, the synthesis settings per modality,
+the null and acceptance rule of validation, and the models that recognize the metamers (transfer).  Every field but
+the models has a default, so the smallest plan is::
+
+    [[model]]
+    name = "efficientnet-lite0"
+
+which synthesizes metamers of four photos at every stage of EfficientNet-Lite0.  :data:`PLAN_REFERENCE` lists every
+field with its default; ``metamers run --example`` prints it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from metamers.settings import PRESETS, SynthesisSettings
+
+__all__ = ["PLAN_REFERENCE", "ModelPlan", "Plan", "PlanError", "load_plan", "parse_plan", "plan_toml"]
+
+
+class PlanError(ValueError):
+    """A plan that cannot be carried out; the message says which field is wrong and how to fix it."""
+
+
+DEFAULT_IMAGES = ("chelsea", "coffee", "rocket", "camera", "astronaut", "clock")
+"""Photos a plan uses when it gives a number of images (the first N)."""
+
+DEFAULT_WORDS = ("may", "uniform", "today", "nine", "alpha", "lima")
+"""Words a plan uses when it gives a number of words (the first N)."""
+
+PLAN_REFERENCE = """\
+# A metamers plan: every field, with its default.  Only [[model]] is required.
+name = "my-experiment"      # shown on the report
+seed = 0                    # seed of the initial noise (batch k uses seed + k) and of the nulls
+batch = 4                   # stimuli optimised together in one synthesis job
+
+[stimuli]
+images = 4                  # a number (the first N of chelsea, coffee, rocket, camera, astronaut, clock) or a list of
+                            # scikit-image pictures (see metamers.stimuli.IMAGES)
+words = 2                   # for audio models: a number (the first N of may, uniform, today, ...) or a list of words
+speech = "recorded"         # the words' source: recorded (real speech), espeak-ng or flite
+
+[synthesis.image]           # any field of metamers.SynthesisSettings; preset first, then the changes
+preset = "feather2019"      # Adam, squared error, white-noise start, [0, 1] bounds
+iterations = 15000
+lr = 0.001
+checkpoint_every = 500      # iterations between checkpoints of a running job
+
+[synthesis.audio]
+preset = "feather2019_audio"  # the same, starting from pink noise at RMS 0.01, bounds [-1, 1]
+iterations = 15000
+lr = 0.001
+checkpoint_every = 500
+
+[validation]
+pairs = 1000000             # pairs in each null distribution (the paper's)
+percentile = 100            # a metamer's rho must exceed this percentile of the null (100: its maximum)
+same_label = true           # and the model must give it the label of its stimulus
+source = "png"              # judge what a person sees or hears (8-bit PNG, 16-bit WAV) or "full" precision
+
+[transfer]
+recognizers = []            # models that classify every accepted metamer (those of the generator's kind)
+spaces = ["imagenet", "16-way"]   # label spaces for images; audio is judged in the 61-word space
+
+[[model]]
+name = "efficientnet-lite0" # a zoo name (`metamers models`)
+layers = "stages"           # "stages" (the model's default stages) or a list of stage or layer names
+"""
+
+_TOP = {"name", "seed", "batch", "stimuli", "synthesis", "validation", "transfer", "model"}
+_STIMULI = {"images", "words", "speech"}
+_VALIDATION = {"pairs", "percentile", "same_label", "source"}
+_TRANSFER = {"recognizers", "spaces"}
+_MODEL = {"name", "layers"}
+_SETTINGS = set(SynthesisSettings.__dataclass_fields__)
+_SPEECH = ("recorded", "espeak-ng", "flite")
+_DEFAULT_PRESET = {"image": "feather2019", "audio": "feather2019_audio"}
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """A generating model and its generation layers (``("stages",)`` means the model's default stages)."""
+
+    name: str
+    layers: tuple[str, ...] = ("stages",)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An experiment: what to synthesize, how to validate it, who recognizes it.
+
+    Examples
+    --------
+    >>> plan = parse_plan({"model": [{"name": "efficientnet-lite0", "layers": ["block_2"]}]})
+    >>> plan.models[0].layers, plan.images
+    (('block_2',), ('chelsea', 'coffee', 'rocket', 'camera'))
+    >>> plan.settings("image").iterations
+    15000
+    """
+
+    models: tuple[ModelPlan, ...]
+    name: str = "metamers"
+    seed: int = 0
+    batch: int = 4
+    images: tuple[str, ...] = DEFAULT_IMAGES[:4]
+    words: tuple[str, ...] = DEFAULT_WORDS[:2]
+    speech: str = "recorded"
+    synthesis: dict = field(default_factory=dict)
+    pairs: int = 1_000_000
+    percentile: float = 100.0
+    same_label: bool = True
+    source: str = "png"
+    recognizers: tuple[str, ...] = ()
+    spaces: tuple[str, ...] = ("imagenet", "16-way")
+
+    def settings(self, kind: str) -> SynthesisSettings:
+        """The synthesis settings of ``kind`` ("image" or "audio"), before the per-batch seed."""
+        s = dict(self.synthesis.get(kind, {}))
+        s.pop("checkpoint_every", None)
+        preset = s.pop("preset", _DEFAULT_PRESET[kind])
+        return SynthesisSettings.preset(preset, **{"seed": self.seed, **s})
+
+    def checkpoint_every(self, kind: str) -> int:
+        """Iterations between checkpoints of a running job of ``kind``."""
+        return int(self.synthesis.get(kind, {}).get("checkpoint_every", 500))
+
+    def stimuli(self, kind: str) -> tuple[str, ...]:
+        """The stimulus names for models of ``kind``."""
+        return self.images if kind == "image" else self.words
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Plan:
+        """The inverse of :meth:`to_dict`."""
+        d = dict(d)
+        models = tuple(ModelPlan(m["name"], tuple(m["layers"])) for m in d.pop("models"))
+        tuples = {k: tuple(d[k]) for k in ("images", "words", "recognizers", "spaces") if k in d}
+        return cls(models=models, **{**d, **tuples})
+
+    def to_dict(self) -> dict:
+        """The plan as plain data (what ``plan.json`` holds; two plans are the same experiment if these are equal)."""
+        d = asdict(self)
+        d["models"] = [asdict(m) for m in self.models]
+        return d
+
+
+def _check_keys(table: Mapping, allowed: set[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise PlanError(
+            f"unknown key(s) {', '.join(unknown)} in {where}; allowed: {', '.join(sorted(allowed))} "
+            "(`metamers run --example` prints a plan with every field)."
+        )
+
+
+def _names(value: object, defaults: tuple[str, ...], known: Mapping | tuple, what: str) -> tuple[str, ...]:
+    if isinstance(value, bool) or not isinstance(value, int | list | tuple):
+        raise PlanError(f"stimuli.{what} must be a number or a list of names, got {value!r}.")
+    if isinstance(value, int):
+        if not 1 <= value <= len(defaults):
+            raise PlanError(
+                f"stimuli.{what} = {value}: give 1 to {len(defaults)}, or list the names (choose from "
+                f"{', '.join(list(known)[:30])}...)."
+            )
+        return tuple(defaults[:value])
+    names = tuple(str(v) for v in value)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise PlanError(f"unknown {what} {', '.join(unknown)} in stimuli.{what}; choose from {', '.join(known)}.")
+    if len(set(names)) != len(names):
+        raise PlanError(f"stimuli.{what} lists a name twice: {', '.join(names)}.")
+    return names
+
+
+def _synthesis(table: Mapping) -> dict:
+    _check_keys(table, {"image", "audio"}, "[synthesis] (use [synthesis.image] and [synthesis.audio])")
+    out = {}
+    for kind, s in table.items():
+        if not isinstance(s, Mapping):
+            raise PlanError(f"[synthesis.{kind}] must be a table of settings.")
+        _check_keys(s, _SETTINGS | {"preset", "checkpoint_every"}, f"[synthesis.{kind}]")
+        s = dict(s)
+        if "bounds" in s and s["bounds"] is not None:
+            s["bounds"] = tuple(s["bounds"])
+        if s.get("preset", _DEFAULT_PRESET[kind]) not in PRESETS:
+            raise PlanError(f"[synthesis.{kind}] preset {s['preset']!r} is unknown; choose from {', '.join(PRESETS)}.")
+        out[kind] = s
+    return out
+
+
+def parse_plan(data: Mapping) -> Plan:
+    """A :class:`Plan` from parsed TOML (a dict); raises :class:`PlanError` on any unknown or invalid field.
+
+    Models and layers are checked against the zoo when the run starts (:func:`metamers.runs.run_plan`).
+
+    Examples
+    --------
+    >>> parse_plan({"model": [{"name": "word-standard"}], "stimuli": {"words": ["seven"]}}).words
+    ('seven',)
+    """
+    from metamers.audio.speech import VOCABULARY
+    from metamers.stimuli import IMAGES
+
+    _check_keys(data, _TOP, "the plan")
+    models = data.get("model")
+    if not models or not isinstance(models, list):
+        raise PlanError(
+            'the plan names no models: add a [[model]] table with name = "efficientnet-lite0" (a zoo name).'
+        )
+    plans = []
+    for i, m in enumerate(models):
+        _check_keys(m, _MODEL, f"[[model]] number {i + 1}")
+        if "name" not in m:
+            raise PlanError(f"[[model]] number {i + 1} has no name.")
+        layers = m.get("layers", "stages")
+        layers = (layers,) if isinstance(layers, str) else tuple(str(x) for x in layers)
+        if not layers:
+            raise PlanError(f'model {m["name"]} lists no layers; give a list or "stages".')
+        plans.append(ModelPlan(str(m["name"]), layers))
+    stim = data.get("stimuli", {})
+    _check_keys(stim, _STIMULI, "[stimuli]")
+    val = data.get("validation", {})
+    _check_keys(val, _VALIDATION, "[validation]")
+    tra = data.get("transfer", {})
+    _check_keys(tra, _TRANSFER, "[transfer]")
+    speech = stim.get("speech", "recorded")
+    if speech not in _SPEECH:
+        raise PlanError(f"stimuli.speech = {speech!r}; choose from {', '.join(_SPEECH)}.")
+    source = val.get("source", "png")
+    if source not in ("png", "full"):
+        raise PlanError(f'validation.source = {source!r}; choose "png" (what a person sees or hears) or "full".')
+    spaces = tuple(tra.get("spaces", ("imagenet", "16-way")))
+    bad = [s for s in spaces if s not in ("imagenet", "16-way")]
+    if bad:
+        raise PlanError(f"transfer.spaces has {', '.join(bad)}; choose from imagenet, 16-way.")
+    try:
+        plan = Plan(
+            models=tuple(plans),
+            name=str(data.get("name", "metamers")),
+            seed=int(data.get("seed", 0)),
+            batch=int(data.get("batch", 4)),
+            images=_names(stim.get("images", 4), DEFAULT_IMAGES, IMAGES, "images"),
+            words=_names(stim.get("words", 2), DEFAULT_WORDS, VOCABULARY, "words"),
+            speech=speech,
+            synthesis=_synthesis(data.get("synthesis", {})),
+            pairs=int(val.get("pairs", 1_000_000)),
+            percentile=float(val.get("percentile", 100.0)),
+            same_label=bool(val.get("same_label", True)),
+            source=source,
+            recognizers=tuple(str(r) for r in tra.get("recognizers", ())),
+            spaces=spaces,
+        )
+    except (TypeError, ValueError) as e:
+        if isinstance(e, PlanError):
+            raise
+        raise PlanError(f"invalid plan: {e}") from e
+    if plan.batch < 1:
+        raise PlanError(f"batch = {plan.batch}: give 1 or more stimuli per synthesis job.")
+    if plan.pairs < 10:
+        raise PlanError(f"validation.pairs = {plan.pairs}: a null needs at least 10 pairs (the paper used 1,000,000).")
+    if not 0 < plan.percentile <= 100:
+        raise PlanError(f"validation.percentile = {plan.percentile}: give a number in (0, 100].")
+    for kind in ("image", "audio"):
+        try:
+            plan.settings(kind)
+        except (TypeError, ValueError) as e:
+            raise PlanError(f"[synthesis.{kind}]: {e}") from e
+    return plan
+
+
+def load_plan(path: str | os.PathLike) -> Plan:
+    """Read a plan from a TOML file.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "plan.toml"
+    >>> _ = p.write_text('[[model]]\\nname = "efficientnet-lite0"\\nlayers = ["block_2"]\\n')
+    >>> load_plan(p).models[0].name
+    'efficientnet-lite0'
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PlanError(f"no plan file {path}; `metamers run --example > plan.toml` writes one to start from.")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise PlanError(f"{path} is not valid TOML: {e}") from e
+    return parse_plan(data)
+
+
+def _toml_value(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return json.dumps(str(v))
+
+
+def plan_toml(plan: Plan) -> str:
+    """The plan as TOML text that :func:`load_plan` reads back to the same plan.
+
+    Examples
+    --------
+    >>> plan = parse_plan({"model": [{"name": "efficientnet-lite0", "layers": ["block_2"]}], "batch": 2})
+    >>> parse_plan(tomllib.loads(plan_toml(plan))) == plan
+    True
+    """
+    lines = [f"name = {_toml_value(plan.name)}", f"seed = {plan.seed}", f"batch = {plan.batch}", "", "[stimuli]"]
+    lines += [
+        f"images = {_toml_value(plan.images)}",
+        f"words = {_toml_value(plan.words)}",
+        f"speech = {_toml_value(plan.speech)}",
+    ]
+    for kind, table in plan.synthesis.items():
+        lines += ["", f"[synthesis.{kind}]"]
+        lines += [f"{k} = {_toml_value(v)}" for k, v in table.items() if v is not None]
+    lines += [
+        "",
+        "[validation]",
+        f"pairs = {plan.pairs}",
+        f"percentile = {plan.percentile!r}",
+        f"same_label = {_toml_value(plan.same_label)}",
+        f"source = {_toml_value(plan.source)}",
+    ]
+    lines += [
+        "",
+        "[transfer]",
+        f"recognizers = {_toml_value(plan.recognizers)}",
+        f"spaces = {_toml_value(plan.spaces)}",
+    ]
+    for m in plan.models:
+        lines += ["", "[[model]]", f"name = {_toml_value(m.name)}"]
+        lines.append(f"layers = {_toml_value(m.layers[0] if m.layers == ('stages',) else m.layers)}")
+    return "\n".join(lines) + "\n"

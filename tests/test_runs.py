@@ -1,0 +1,190 @@
+"""Plans and runs: parsing, the run directory, kill -9 and resume, status, the report."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+
+import pytest
+
+from metamers.cli import main
+from metamers.runs.plan import PLAN_REFERENCE, PlanError, load_plan, parse_plan, plan_toml
+from metamers.runs.run import RunError, format_status, run_plan, run_status
+
+TINY = """
+name = "tiny"
+batch = 1
+[stimuli]
+images = ["chelsea", "coffee"]
+[synthesis.image]
+iterations = {iterations}
+lr = 0.02
+checkpoint_every = 10
+[validation]
+pairs = 200
+[transfer]
+recognizers = ["efficientnet-lite0-random"]
+spaces = ["imagenet"]
+[[model]]
+name = "efficientnet-lite0"
+layers = ["block_1", "block_2"]
+"""
+
+
+def test_the_reference_plan_parses_to_the_defaults():
+    plan = parse_plan(tomllib.loads(PLAN_REFERENCE))
+    assert plan.models[0].name == "efficientnet-lite0" and plan.models[0].layers == ("stages",)
+    assert plan.settings("image").iterations == 15000 and plan.settings("audio").init == "pink"
+    assert plan.pairs == 1_000_000 and plan.images == ("chelsea", "coffee", "rocket", "camera")
+
+
+def test_a_plan_round_trips_through_toml():
+    from metamers.demo import demo_plan
+
+    plan = demo_plan()
+    assert parse_plan(tomllib.loads(plan_toml(plan))) == plan
+    assert demo_plan(iterations=15000, images=6).settings("audio").iterations == 15000
+    assert len(demo_plan(images=6).images) == 6
+    assert all(not m.name.startswith("word") for m in demo_plan(audio=False).models)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"model": [{"name": "m"}], "iterations": 3}, "unknown key(s) iterations in the plan"),
+        ({}, "names no models"),
+        ({"model": [{"name": "m"}], "stimuli": {"images": ["kitten"]}}, "unknown images kitten"),
+        ({"model": [{"name": "m"}], "stimuli": {"images": 99}}, "give 1 to 6"),
+        ({"model": [{"name": "m"}], "stimuli": {"speech": "tts"}}, "choose from recorded, espeak-ng, flite"),
+        ({"model": [{"name": "m"}], "synthesis": {"image": {"lr": -1}}}, "lr must be positive"),
+        ({"model": [{"name": "m"}], "synthesis": {"image": {"step": 1}}}, "unknown key(s) step in [synthesis.image]"),
+        ({"model": [{"name": "m"}], "validation": {"source": "jpeg"}}, 'choose "png"'),
+        ({"model": [{"name": "m"}], "batch": 0}, "batch = 0"),
+    ],
+)
+def test_a_bad_plan_says_what_is_wrong(data, message):
+    with pytest.raises(PlanError) as e:
+        parse_plan(data)
+    assert message in str(e.value)
+
+
+def test_a_missing_or_broken_plan_file_is_refused(tmp_path):
+    with pytest.raises(PlanError, match="metamers run --example"):
+        load_plan(tmp_path / "nope.toml")
+    (tmp_path / "bad.toml").write_text("name = ")
+    with pytest.raises(PlanError, match="not valid TOML"):
+        load_plan(tmp_path / "bad.toml")
+
+
+def test_an_unknown_layer_or_model_is_refused_before_anything_is_written(tmp_path):
+    bad = TINY.format(iterations=5).replace('"block_2"]', '"block_99"]')
+    (tmp_path / "plan.toml").write_text(bad)
+    with pytest.raises(PlanError, match="no stage or layer 'block_99'; its stages: stem, block_1"):
+        run_plan(tmp_path / "plan.toml", tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "plan.toml").write_text(TINY.format(iterations=5).replace('efficientnet-lite0"', 'efficientnet-lit0"'))
+    with pytest.raises(PlanError, match="Did you mean efficientnet-lite0"):
+        run_plan(tmp_path / "plan.toml", tmp_path / "run")
+
+
+def test_cli_run_needs_an_out_and_prints_an_example(tmp_path, capsys):
+    assert main(["run", "--example"]) == 0
+    assert "[synthesis.image]" in capsys.readouterr().out
+    (tmp_path / "p.toml").write_text(TINY.format(iterations=5))
+    assert main(["run", str(tmp_path / "p.toml")]) == 2
+    assert "give --out DIR" in capsys.readouterr().err
+    assert main(["status", str(tmp_path)]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+
+
+def _wait_for(condition, timeout: float, proc: subprocess.Popen) -> None:
+    t = time.time()
+    while not condition():
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended before it could be killed: {proc.stderr.read()}")
+        if time.time() - t > timeout:
+            proc.kill()
+            raise AssertionError("timed out waiting for the run")
+        time.sleep(0.02)
+
+
+@pytest.mark.slow
+def test_a_run_killed_with_sigkill_resumes_without_recomputing(tmp_path):
+    plan = tmp_path / "plan.toml"
+    plan.write_text(TINY.format(iterations=200))
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "metamers.cli", "run", str(plan), "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+    first = out / "results" / "efficientnet-lite0__block_1__b0.safetensors"
+    second_ckpt = out / "checkpoints" / "efficientnet-lite0__block_1__b1.pt"
+    _wait_for(lambda: first.exists() and second_ckpt.exists(), 180, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = first.stat().st_mtime_ns
+
+    status = run_status(out)
+    interrupted = [s for s in status["stages"] if s["interrupted"]]
+    assert interrupted and interrupted[0]["stage"] == "block_1"  # the killed job: its process is gone
+    assert "resume with: metamers run" in format_status(status)
+
+    summary = run_plan(out, out, progress=False)  # resume from the directory alone
+    assert summary["jobs"] == {"done": 4, "failed": 0} and summary["metamers"] == 4
+    assert first.stat().st_mtime_ns == before  # the finished job was not recomputed
+    log = (out / "run.log").read_text()
+    assert log.count("session start") == 2
+    assert log.count("start synthesize:efficientnet-lite0:block_1:b0") == 1
+    resumed = re.findall(r"start synthesize:efficientnet-lite0:block_1:b1", log)
+    assert len(resumed) == 2  # started in the killed session, resumed in the second
+    assert not list((out / "checkpoints").glob("*.pt"))  # finished jobs leave no checkpoint
+
+    status = run_status(out)
+    assert all(s["done"] == s["batches"] == 2 for s in status["stages"])
+    assert status["steps"] == {"validate": "done", "transfer": "done", "report": "done"}
+    assert "4/4 jobs done" in format_status(status)
+
+    # a third run has nothing to do
+    t = time.time()
+    again = run_plan(out, out, progress=False)
+    assert again["jobs"]["done"] == 4 and time.time() - t < 30
+
+    # the report: every metamer and original shown from a file that exists, nothing fetched from the network
+    page = (out / "report.html").read_text()
+    sources = re.findall(r'src="([^"]+)"', page)
+    assert len([s for s in sources if s.startswith("media/")]) == 2 * 2 + 2
+    assert all((out / s).exists() for s in sources)
+    assert "http://" not in page and "https://" not in page
+    assert "figures/null_grid_efficientnet-lite0.png" in page and "Transfer" in page
+    assert "image metamers ran 200 iterations (the paper: 15,000)" in page
+
+    # a different plan in the same directory is refused, with the field that differs
+    plan.write_text(TINY.format(iterations=300))
+    with pytest.raises(RunError, match="differs in: synthesis"):
+        run_plan(plan, out)
+
+
+@pytest.mark.slow
+def test_an_audio_plan_writes_wavs_cochleagrams_and_a_playable_report(tmp_path):
+    from metamers.audio.speech import SpeechSourceMissing, synthesize_word
+
+    try:
+        synthesize_word("may", engine="espeak-ng")
+    except SpeechSourceMissing:
+        pytest.skip("espeak-ng is not installed")
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        'name = "words"\n[stimuli]\nwords = ["may"]\nspeech = "espeak-ng"\n'
+        "[synthesis.audio]\niterations = 20\nlr = 0.002\n[validation]\npairs = 50\n"
+        '[[model]]\nname = "word-standard"\nlayers = ["conv_0"]\n'
+    )
+    out = tmp_path / "run"
+    summary = run_plan(plan, out, progress=False)
+    assert summary["jobs"] == {"done": 1, "failed": 0} and summary["metamers"] == 1
+    for f in ("original/may.wav", "original/may_cochleagram.png", "conv_0/may.wav", "conv_0/may_cochleagram.png"):
+        assert (out / "media" / "word-standard" / f).exists()
+    page = (out / "report.html").read_text()
+    assert '<audio controls preload="none" src="media/word-standard/conv_0/may.wav">' in page
+    assert run_status(out)["steps"]["transfer"] == "skipped"
