@@ -47,7 +47,7 @@ def test_a_plan_round_trips_through_toml():
     plan = demo_plan()
     assert parse_plan(tomllib.loads(plan_toml(plan))) == plan
     assert demo_plan(iterations=15000, images=6).settings("audio").iterations == 15000
-    assert len(demo_plan(images=6).images) == 6
+    assert len(demo_plan(images=19).images) == 19 and len(demo_plan(words=61).words) == 61
     assert all(not m.name.startswith("word") for m in demo_plan(audio=False).models)
 
 
@@ -57,7 +57,7 @@ def test_a_plan_round_trips_through_toml():
         ({"model": [{"name": "m"}], "iterations": 3}, "unknown key(s) iterations in the plan"),
         ({}, "names no models"),
         ({"model": [{"name": "m"}], "stimuli": {"images": ["kitten"]}}, "unknown images kitten"),
-        ({"model": [{"name": "m"}], "stimuli": {"images": 99}}, "give 1 to 6"),
+        ({"model": [{"name": "m"}], "stimuli": {"images": 99}}, "give 1 to 19"),
         ({"model": [{"name": "m"}], "stimuli": {"speech": "tts"}}, "choose from recorded, espeak-ng, flite"),
         ({"model": [{"name": "m"}], "synthesis": {"image": {"lr": -1}}}, "lr must be positive"),
         ({"model": [{"name": "m"}], "synthesis": {"image": {"step": 1}}}, "unknown key(s) step in [synthesis.image]"),

@@ -366,7 +366,9 @@ def write_report(directory: str | os.PathLike) -> Path:
             )
         )
     if transfer:
-        figs = sorted(p.name for p in (directory / "figures").glob("transfer_*.png"))
+        spaces = [s for s in ("imagenet", "16-way", "word") if any(c["label_space"] == s for c in transfer)]
+        figs = [f"transfer_{k}{s}.png" for s in spaces for k in ("", "matrix_")]
+        figs = [f for f in figs if (directory / "figures" / f).exists()]
         img = "".join(f'<img src="figures/{_e(f)}" alt="{_e(f)}">' for f in figs)
         cols = [
             (k, k)

@@ -29,11 +29,24 @@ class PlanError(ValueError):
     """A plan that cannot be carried out; the message says which field is wrong and how to fix it."""
 
 
-DEFAULT_IMAGES = ("chelsea", "coffee", "rocket", "camera", "astronaut", "clock")
-"""Photos a plan uses when it gives a number of images (the first N)."""
+_FIRST_IMAGES = ("chelsea", "coffee", "rocket", "camera", "astronaut", "clock")
+_FIRST_WORDS = ("may", "uniform", "today", "nine", "alpha", "lima")  # the shipped standard network hears these right
 
-DEFAULT_WORDS = ("may", "uniform", "today", "nine", "alpha", "lima")
-"""Words a plan uses when it gives a number of words (the first N)."""
+
+def _ordered(first: tuple[str, ...], everything: object) -> tuple[str, ...]:
+    return first + tuple(n for n in everything if n not in first)
+
+
+def _defaults() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    from metamers.audio.speech import VOCABULARY
+    from metamers.stimuli import IMAGES
+
+    return _ordered(_FIRST_IMAGES, IMAGES), _ordered(_FIRST_WORDS, VOCABULARY)
+
+
+DEFAULT_IMAGES, DEFAULT_WORDS = _defaults()
+"""Pictures and words a plan uses when it gives a number (the first N): photos first, then every offline picture;
+the words the shipped standard network recognizes in the recorded prompts first, then the rest of the vocabulary."""
 
 PLAN_REFERENCE = """\
 # A metamers plan: every field, with its default.  Only [[model]] is required.
@@ -42,9 +55,10 @@ seed = 0                    # seed of the initial noise (batch k uses seed + k) 
 batch = 4                   # stimuli optimised together in one synthesis job
 
 [stimuli]
-images = 4                  # a number (the first N of chelsea, coffee, rocket, camera, astronaut, clock) or a list of
-                            # scikit-image pictures (see metamers.stimuli.IMAGES)
-words = 2                   # for audio models: a number (the first N of may, uniform, today, ...) or a list of words
+images = 4                  # a number (the first N of chelsea, coffee, rocket, camera, astronaut, clock, then the
+                            # other offline pictures, 19 in all) or a list of names (metamers.stimuli.IMAGES)
+words = 2                   # audio models: a number (the first N of may, uniform, today, nine, alpha, lima, then
+                            # the rest of the 61 words) or a list of words (metamers.audio.speech.VOCABULARY)
 speech = "recorded"         # the words' source: recorded (real speech), espeak-ng or flite
 
 [synthesis.image]           # any field of metamers.SynthesisSettings; preset first, then the changes

@@ -191,17 +191,22 @@ def _stimuli(plan: Plan, zoo: ZooModel, out: Path) -> torch.Tensor:
     return x
 
 
-def _write_audio(zoo: ZooModel, x: torch.Tensor, names: Sequence[str], stage: str, out: Path) -> None:
+def _write_audio(
+    zoo: ZooModel, x: torch.Tensor, names: Sequence[str], stage: str, out: Path, like: torch.Tensor | None = None
+) -> None:
+    """WAV files and cochleagram images; each cochleagram on the colour scale of its stimulus's (``like``)."""
     from metamers.audio.signal import write_wav
     from metamers.report.figures import cochleagram_image
 
     coch = zoo.module.preprocess
+    device = next(coch.buffers()).device
     with torch.no_grad():
-        c = coch(x.to(next(coch.buffers()).device)).cpu()
+        c = coch(x.to(device)).cpu()
+        top = coch((x if like is None else like).to(device)).cpu().amax(dim=(1, 2, 3))
     for i, n in enumerate(names):
         wav = out / media_path(zoo.name, stage, n, "audio")
         write_wav(wav, x[i], coch.settings.sr)
-        cochleagram_image(c[i, 0], wav.with_name(f"{n}_cochleagram.png"))
+        cochleagram_image(c[i, 0], wav.with_name(f"{n}_cochleagram.png"), vmax=float(top[i]))
 
 
 def _write_media(zoo: ZooModel, result: SynthesisResult, job: _Job, out: Path) -> None:
@@ -211,7 +216,7 @@ def _write_media(zoo: ZooModel, result: SynthesisResult, job: _Job, out: Path) -
         for i, n in enumerate(job.names):
             save_png(result.metamers[i], out / media_path(zoo.name, job.stage, n, "image"))
     else:
-        _write_audio(zoo, result.metamers, job.names, job.stage, out)
+        _write_audio(zoo, result.metamers, job.names, job.stage, out, like=result.stimuli)
 
 
 def _fingerprint(*parts: object) -> str:
