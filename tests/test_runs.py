@@ -11,6 +11,7 @@ import tomllib
 import pytest
 
 from metamers.cli import main
+from metamers.runs.catalog import Catalog
 from metamers.runs.plan import PLAN_REFERENCE, PlanError, load_plan, parse_plan, plan_toml
 from metamers.runs.run import RunError, format_status, run_plan, run_status
 
@@ -179,12 +180,49 @@ def test_an_audio_plan_writes_wavs_cochleagrams_and_a_playable_report(tmp_path):
         'name = "words"\n[stimuli]\nwords = ["may"]\nspeech = "espeak-ng"\n'
         "[synthesis.audio]\niterations = 20\nlr = 0.002\n[validation]\npairs = 50\n"
         '[[model]]\nname = "word-standard"\nlayers = ["conv_0"]\n'
+        '[[model]]\nname = "word-standard:cochleagram"\nlayers = ["conv_0"]\n'
+        '[transfer]\nrecognizers = ["word-standard-random:cochleagram", "word-standard-random"]\n'
     )
     out = tmp_path / "run"
     summary = run_plan(plan, out, progress=False)
-    assert summary["jobs"] == {"done": 1, "failed": 0} and summary["metamers"] == 1
+    assert summary["jobs"] == {"done": 2, "failed": 0} and summary["metamers"] == 2
     for f in ("original/may.wav", "original/may_cochleagram.png", "conv_0/may.wav", "conv_0/may_cochleagram.png"):
         assert (out / "media" / "word-standard" / f).exists()
     page = (out / "report.html").read_text()
     assert '<audio controls preload="none" src="media/word-standard/conv_0/may.wav">' in page
-    assert run_status(out)["steps"]["transfer"] == "skipped"
+
+    # Figure S9's condition: the metamer optimised on the cochleagram, bounded below by 0, shown as an image
+    from metamers.synthesis import SynthesisResult
+
+    r = SynthesisResult.load(out / "results" / "word-standard:cochleagram__conv_0__b0.safetensors")
+    assert r.metamers.shape == (1, 1, 211, 400) and r.metamers.min() >= 0 and r.settings.bounds == (0.0, 4.0)
+    assert (out / "media" / "word-standard:cochleagram" / "conv_0" / "may.png").exists()
+    cells = Catalog(out).query("SELECT generator, recognizer, label_space FROM transfer")
+    pairs = {(c["generator"], c["recognizer"]) for c in cells if c["label_space"] == "word"}
+    # each generator is recognized by the recognizers of its own kind only
+    assert ("word-standard:cochleagram", "word-standard-random:cochleagram") in pairs
+    assert ("word-standard", "word-standard-random") in pairs
+    assert ("word-standard", "word-standard-random:cochleagram") not in pairs
+    assert ("word-standard:cochleagram", "word-standard-random") not in pairs
+
+
+def test_the_cochleagram_view_is_the_network_behind_the_cochleagram():
+    import torch
+
+    from metamers.models import load
+
+    full, view = load("word-standard"), load("word-standard:cochleagram")
+    assert view.kind == "cochleagram" and view.input_shape == (1, 211, 400) and "cochleagram" not in view.stages
+    x = torch.randn(2, 40000) * 0.05
+    with torch.no_grad():
+        assert torch.allclose(view.module(view.frontend(x)), full.module(x), atol=1e-5)
+    with pytest.raises(ValueError, match="only those have a cochleagram view"):
+        load("efficientnet-lite0:cochleagram")
+
+
+def test_the_ray_executor_without_ray_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    (tmp_path / "plan.toml").write_text(TINY.format(iterations=5))
+    with pytest.raises(RunError, match=r"pip install 'metamers\[ray\]'"):
+        run_plan(tmp_path / "plan.toml", tmp_path / "run", executor="ray")
+    assert not (tmp_path / "run").exists()

@@ -236,7 +236,15 @@ def _cmd_run(args: argparse.Namespace) -> None:
     elif out is None:
         raise CLIError("give --out DIR, the run directory (rerun the same command to resume).")
     try:
-        summary = run_plan(target, out, progress=None if not args.quiet else False, device=args.device)
+        summary = run_plan(
+            target,
+            out,
+            progress=None if not args.quiet else False,
+            device=args.device,
+            executor=args.executor,
+            address=args.address,
+            workers=args.workers,
+        )
     except (PlanError, RunError) as e:
         raise CLIError(str(e)) from e
     print(
@@ -435,6 +443,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("plan", nargs="?", help="a plan file (TOML), or a run directory to resume")
     q.add_argument("--out", help="the run directory (created; it must hold the same plan when it exists)")
     q.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when present, else cpu)")
+    q.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help="run the synthesis jobs here (default) or as tasks on a Ray cluster (pip install "
+        "'metamers[ray]'; the run directory must be on a filesystem every worker sees)",
+    )
+    q.add_argument("--address", help="Ray cluster to join, e.g. auto or ray://head:10001 (default: start a local one)")
+    q.add_argument("--workers", type=int, help="CPUs of the local Ray cluster (default: all); one per task")
     q.add_argument("--example", action="store_true", help="print a plan with every field and its default, then exit")
     q.add_argument("--quiet", action="store_true", help="no progress bar (the log is in DIR/run.log)")
     q.set_defaults(func=_cmd_run)

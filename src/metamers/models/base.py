@@ -51,8 +51,8 @@ class ZooModel:
         Registry name, e.g. ``efficientnet-lite0`` or ``efficientnet-lite0-random``.
     module : nn.Module
         Takes the raw stimulus (images in ``bounds``) and returns logits; preprocessing is inside.
-    kind : {"image", "audio"}
-        Input kind.
+    kind : {"image", "audio", "cochleagram"}
+        Input kind: images, waveforms, or cochleagrams (a word network without its cochleagram, see ``frontend``).
     input_shape : tuple of int
         Shape of one stimulus, e.g. ``(3, 224, 224)``.
     bounds : (float, float)
@@ -63,6 +63,9 @@ class ZooModel:
         The layers worth generating from: a stage name to a layer name (``metamers layers`` lists all layers).
     provenance : dict
         Where the weights came from (package, file, sha256) or the seed of a random network.
+    frontend : nn.Module, optional
+        For a model whose input is a representation of a sound rather than the sound (``kind="cochleagram"``, the
+        network of a word model without its cochleagram): the module that turns a waveform into that input.
     """
 
     name: str
@@ -73,6 +76,7 @@ class ZooModel:
     labels: list[str]
     stages: dict[str, str] = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
+    frontend: nn.Module | None = None
 
     def layer(self, name: str) -> str:
         """The layer name for ``name``, which may be a stage name (``"block_4"``) or a layer name."""

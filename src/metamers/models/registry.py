@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from metamers.models.base import ZooModel
 from metamers.models.efficientnet import LITE, lite
 from metamers.models.torchvision_nets import TORCHVISION, find_weights, missing_weights_message, torchvision_model
-from metamers.models.word_zoo import WEIGHTS_DIR, WORD_NETS, word_model
+from metamers.models.word_zoo import (
+    COCHLEAGRAM_VIEW,
+    RANDOM_TWINS,
+    WEIGHTS_DIR,
+    WORD_NETS,
+    cochleagram_view,
+    word_model,
+)
 
 __all__ = ["Entry", "available", "load", "names"]
 
@@ -71,15 +78,22 @@ def _entries() -> dict[str, Entry]:
             f"{arch} architecture, seeded random initialization (seed 0)",
             lambda a=arch, weights=None: torchvision_model(a, pretrained=False, seed=0, weights=weights),
         )
+    what = {
+        "word-standard-seed1": "the standard word network's recipe from seed 1 (the other-seed control)",
+        "word-standard-background": "the standard architecture trained on the 8-way background-sound task",
+    }
     for name, arch in WORD_NETS.items():
         kind = "reduced-aliasing (Table S3)" if arch == "reduced_aliasing" else "standard (Table S2)"
         shipped = _needs_shipped(name)
         out[name] = Entry(
             name,
-            f"word network, {kind}, trained here on the offline speech corpus; 2 s waveform at 20 kHz",
+            what.get(name, f"word network, {kind}")
+            + ", trained here on the offline speech corpus; 2 s waveform at 20 kHz",
             lambda n=name, weights=None: word_model(n, pretrained=True, weights=weights),
             shipped,
         )
+        if name not in RANDOM_TWINS:
+            continue
         out[f"{name}-random"] = Entry(
             f"{name}-random",
             f"word network, {kind}, seeded random initialization (seed 0)",
@@ -128,7 +142,12 @@ def load(name: str, weights: str | os.PathLike | None = None) -> ZooModel:
     --------
     >>> load("efficientnet-lite0").kind
     'image'
+
+    A word network's name with ``:cochleagram`` loads its cochleagram view (:func:`cochleagram_view`): the network
+    without its cochleagram, for metamers optimised on the cochleagram (Figure S9).
     """
+    if name.endswith(COCHLEAGRAM_VIEW):
+        return cochleagram_view(load(name.removesuffix(COCHLEAGRAM_VIEW), weights))
     entries = _entries()
     if name not in entries:
         close = difflib.get_close_matches(name, list(entries), n=3)

@@ -21,11 +21,27 @@ from metamers.audio.cochleagram import Cochleagram, CochleagramSettings
 from metamers.models.base import Preprocessed, ZooModel
 from metamers.models.word_nets import WordNet
 
-__all__ = ["WEIGHTS_DIR", "WORD_NETS", "export_weights", "read_card", "word_model"]
+__all__ = [
+    "COCHLEAGRAM_VIEW",
+    "RANDOM_TWINS",
+    "WEIGHTS_DIR",
+    "WORD_NETS",
+    "cochleagram_view",
+    "export_weights",
+    "read_card",
+    "word_model",
+]
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-# registry name -> architecture
-WORD_NETS = {"word-standard": "standard", "word-reduced-aliasing": "reduced_aliasing"}
+# registry name -> architecture; each has shipped weights WEIGHTS_DIR/<name>.safetensors
+WORD_NETS = {
+    "word-standard": "standard",
+    "word-reduced-aliasing": "reduced_aliasing",
+    "word-standard-seed1": "standard",  # the paper's other-seed control: the same recipe from seed 1
+    "word-standard-background": "standard",  # the same architecture trained on the background-sound task
+}
+RANDOM_TWINS = ("word-standard", "word-reduced-aliasing")
+"""Word networks registered with a seeded random twin (``<name>-random``); the others share these architectures."""
 
 _STAGES = {
     "standard": ["conv_0", "conv_1", "conv_2", "conv_3", "conv_4", "fc_intermediate", "logits"],
@@ -76,7 +92,9 @@ def word_model(
 
     Parameters
     ----------
-    name : {"word-standard", "word-reduced-aliasing"}
+    name : str
+        A key of :data:`WORD_NETS` (``word-standard``, ``word-reduced-aliasing``, ``word-standard-seed1``,
+        ``word-standard-background``).
     pretrained : bool
         Load the shipped weights (False: random weights drawn with ``seed``, same width and classes).
     seed : int
@@ -132,3 +150,36 @@ def word_model(
 
 
 _CARD_KEYS = ("architecture", "width", "task", "training", "corpus", "valid_accuracy", "held_out", "stopped")
+
+
+COCHLEAGRAM_VIEW = ":cochleagram"
+"""Suffix of a zoo name that loads a word network's cochleagram view, e.g. ``word-standard:cochleagram``."""
+
+
+def cochleagram_view(zoo: ZooModel) -> ZooModel:
+    """A word network without its cochleagram: its input is the cochleagram ``[1, 211, 400]``, not the waveform.
+
+    Metamers synthesized on this view optimise the cochleagram directly (the paper's Figure S9 condition) and cannot
+    be played; the view's ``frontend`` turns waveforms into its input, for stimuli and nulls.  Its layers are the
+    network's (``conv_0``, ..., ``logits``); the values are bounded below by 0, as a cochleagram's are.
+
+    Examples
+    --------
+    >>> view = cochleagram_view(word_model("word-standard"))  # doctest: +SKIP
+    >>> view.name, view.input_shape, view.stages["conv_0"]  # doctest: +SKIP
+    ('word-standard:cochleagram', (1, 211, 400), 'conv_0')
+    """
+    if zoo.kind != "audio" or not isinstance(zoo.module, Preprocessed):
+        raise ValueError(f"{zoo.name} is not a word network; only those have a cochleagram view.")
+    coch = zoo.module.preprocess
+    return ZooModel(
+        name=zoo.name + COCHLEAGRAM_VIEW,
+        module=zoo.module.net,
+        kind="cochleagram",
+        input_shape=(1, *coch.settings.shape),
+        bounds=(0.0, 4.0),
+        labels=zoo.labels,
+        stages={s: layer.removeprefix("net.") for s, layer in zoo.stages.items() if layer.startswith("net.")},
+        provenance={**zoo.provenance, "input": "cochleagram"},
+        frontend=coch,
+    )

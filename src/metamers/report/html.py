@@ -151,6 +151,8 @@ def _cell(directory: Path, m: dict, kind: str) -> str:
     path = media_path(m["model"], m["stage"], m["stimulus"], kind)
     if kind == "image":
         media = f'<img class="image" loading="lazy" src="{_e(path)}" alt="{_e(m["stimulus"])} {_e(m["stage"])}">'
+    elif kind == "cochleagram":  # optimised on the cochleagram: nothing to play
+        media = f'<img class="coch" loading="lazy" src="{_e(path)}" alt="cochleagram">'
     else:
         coch = path[: -len(".wav")] + "_cochleagram.png"
         media = (
@@ -183,6 +185,8 @@ def _model_section(
         orig = media_path(model, "original", n, kind)
         if kind == "image":
             o = f'<img class="image" loading="lazy" src="{_e(orig)}" alt="{_e(n)}">'
+        elif kind == "cochleagram":
+            o = f'<img class="coch" src="{_e(orig)}" alt="cochleagram">'
         else:
             coch = orig[: -len(".wav")] + "_cochleagram.png"
             o = (
@@ -237,6 +241,8 @@ def _model_section(
             f'<img src="{_e(null)}" alt="null grid"></div>'
         )
     what = "sees" if kind == "image" else "hears"
+    if kind == "cochleagram":
+        what = "hears (optimised on the cochleagram, so only the cochleagram is shown)"
     return (
         f'<section id="{_e(model)}"><h2>{_e(model)}</h2>'
         f'<p class="note">Rows: the natural stimuli; columns: the generation layer. Each metamer shows its Spearman '

@@ -73,6 +73,9 @@ iterations = 15000
 lr = 0.001
 checkpoint_every = 500
 
+[synthesis.cochleagram]     # optional: changes to the audio settings for cochleagram views (word-standard:cochleagram:
+lr = 0.001                  # metamers optimised on the cochleagram, the paper's Figure S9); bounds are [0, 4]
+
 [validation]
 pairs = 1000000             # pairs in each null distribution (the paper's)
 percentile = 100            # a metamer's rho must exceed this percentile of the null (100: its maximum)
@@ -84,7 +87,7 @@ recognizers = []            # models that classify every accepted metamer (those
 spaces = ["imagenet", "16-way"]   # label spaces for images; audio is judged in the 61-word space
 
 [[model]]
-name = "efficientnet-lite0" # a zoo name (`metamers models`)
+name = "efficientnet-lite0" # a zoo name (`metamers models`); a word network + ":cochleagram" is its cochleagram view
 layers = "stages"           # "stages" (the model's default stages) or a list of stage or layer names
 """
 
@@ -96,6 +99,11 @@ _MODEL = {"name", "layers"}
 _SETTINGS = set(SynthesisSettings.__dataclass_fields__)
 _SPEECH = ("recorded", "espeak-ng", "flite")
 _DEFAULT_PRESET = {"image": "feather2019", "audio": "feather2019_audio"}
+
+
+def _modality(kind: str) -> str:
+    """A model kind's modality: a cochleagram view of a word network is synthesized with the audio settings."""
+    return "audio" if kind in ("audio", "cochleagram") else "image"
 
 
 @dataclass(frozen=True)
@@ -135,19 +143,23 @@ class Plan:
     spaces: tuple[str, ...] = ("imagenet", "16-way")
 
     def settings(self, kind: str) -> SynthesisSettings:
-        """The synthesis settings of ``kind`` ("image" or "audio"), before the per-batch seed."""
-        s = dict(self.synthesis.get(kind, {}))
+        """The synthesis settings of ``kind`` ("image" or "audio"; "cochleagram" takes the audio ones)."""
+        s = dict(self.synthesis.get(_modality(kind), {}))
+        if kind == "cochleagram":
+            s.update(self.synthesis.get("cochleagram", {}))
+        kind = _modality(kind)
         s.pop("checkpoint_every", None)
         preset = s.pop("preset", _DEFAULT_PRESET[kind])
         return SynthesisSettings.preset(preset, **{"seed": self.seed, **s})
 
     def checkpoint_every(self, kind: str) -> int:
         """Iterations between checkpoints of a running job of ``kind``."""
-        return int(self.synthesis.get(kind, {}).get("checkpoint_every", 500))
+        table = {**self.synthesis.get(_modality(kind), {}), **self.synthesis.get(kind, {})}
+        return int(table.get("checkpoint_every", 500))
 
     def stimuli(self, kind: str) -> tuple[str, ...]:
         """The stimulus names for models of ``kind``."""
-        return self.images if kind == "image" else self.words
+        return self.images if _modality(kind) == "image" else self.words
 
     @classmethod
     def from_dict(cls, d: dict) -> Plan:
@@ -193,7 +205,12 @@ def _names(value: object, defaults: tuple[str, ...], known: Mapping | tuple, wha
 
 
 def _synthesis(table: Mapping) -> dict:
-    _check_keys(table, {"image", "audio"}, "[synthesis] (use [synthesis.image] and [synthesis.audio])")
+    _check_keys(
+        table,
+        {"image", "audio", "cochleagram"},
+        "[synthesis] (use [synthesis.image], [synthesis.audio] and "
+        "[synthesis.cochleagram], which changes the audio settings for cochleagram views)",
+    )
     out = {}
     for kind, s in table.items():
         if not isinstance(s, Mapping):
@@ -202,7 +219,7 @@ def _synthesis(table: Mapping) -> dict:
         s = dict(s)
         if "bounds" in s and s["bounds"] is not None:
             s["bounds"] = tuple(s["bounds"])
-        if s.get("preset", _DEFAULT_PRESET[kind]) not in PRESETS:
+        if s.get("preset", _DEFAULT_PRESET[_modality(kind)]) not in PRESETS:
             raise PlanError(f"[synthesis.{kind}] preset {s['preset']!r} is unknown; choose from {', '.join(PRESETS)}.")
         out[kind] = s
     return out
@@ -280,7 +297,7 @@ def parse_plan(data: Mapping) -> Plan:
         raise PlanError(f"validation.pairs = {plan.pairs}: a null needs at least 10 pairs (the paper used 1,000,000).")
     if not 0 < plan.percentile <= 100:
         raise PlanError(f"validation.percentile = {plan.percentile}: give a number in (0, 100].")
-    for kind in ("image", "audio"):
+    for kind in ("image", "audio", "cochleagram"):
         try:
             plan.settings(kind)
         except (TypeError, ValueError) as e:

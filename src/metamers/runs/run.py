@@ -26,7 +26,7 @@ import os
 import platform
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +37,7 @@ from metamers.runs.catalog import Catalog
 from metamers.runs.plan import ModelPlan, Plan, PlanError, load_plan, plan_toml
 from metamers.synthesis import SynthesisResult, synthesize
 
-__all__ = ["RunError", "format_status", "media_path", "plan_of", "run_plan", "run_status"]
+__all__ = ["RunError", "execute_job", "format_status", "media_path", "plan_of", "run_plan", "run_status"]
 
 _STEP_WEIGHT = {"validate": 0.15, "transfer": 0.05, "report": 0.01}
 """Work of the steps after synthesis, as a fraction of the synthesis iterations (for the progress estimate)."""
@@ -77,8 +77,11 @@ def media_path(model: str, stage: str, stimulus: str, kind: str) -> str:
     --------
     >>> media_path("efficientnet-lite0", "block_2", "chelsea", "image")
     'media/efficientnet-lite0/block_2/chelsea.png'
+
+    Sounds are WAV files (with ``<stimulus>_cochleagram.png`` beside them); metamers of a cochleagram view are the
+    cochleagram image itself.
     """
-    return f"media/{model}/{stage}/{stimulus}.{'png' if kind == 'image' else 'wav'}"
+    return f"media/{model}/{stage}/{stimulus}.{'wav' if kind == 'audio' else 'png'}"
 
 
 def _safe(name: str) -> str:
@@ -174,21 +177,50 @@ def _jobs(plan: Plan, zoos: dict[str, ZooModel]) -> list[_Job]:
     return jobs
 
 
-def _stimuli(plan: Plan, zoo: ZooModel, out: Path) -> torch.Tensor:
-    """The natural stimuli of a model (all of them, in plan order), written to the run's media as they are shown."""
+def _stimuli(plan: Plan, zoo: ZooModel, out: Path | None) -> torch.Tensor:
+    """The natural stimuli of a model (all of them, in plan order), written to the run's media as they are shown
+    (unless ``out`` is None)."""
     names = plan.stimuli(zoo.kind)
     if zoo.kind == "image":
         from metamers.stimuli import load_photos, save_png
 
         x, _ = load_photos(names, size=zoo.input_shape[-1])
-        for i, n in enumerate(names):
+        for i, n in enumerate(names if out is not None else ()):
             save_png(x[i], out / media_path(zoo.name, "original", n, "image"))
         return x
     from metamers.runs.audio import word_clips
 
+    if zoo.kind == "cochleagram":
+        with torch.no_grad():
+            x = zoo.frontend(word_clips(names, source=plan.speech, n_samples=zoo.frontend.settings.n_samples))
+        if out is not None:
+            _write_cochleagrams(zoo, x, names, "original", out, like=x)
+        return x
     x = word_clips(names, source=plan.speech, n_samples=zoo.input_shape[-1])
-    _write_audio(zoo, x, names, "original", out)
+    if out is not None:
+        _write_audio(zoo, x, names, "original", out)
     return x
+
+
+def _write_cochleagrams(
+    zoo: ZooModel, c: torch.Tensor, names: Sequence[str], stage: str, out: Path, like: torch.Tensor
+) -> None:
+    from metamers.report.figures import cochleagram_image
+
+    top = like.amax(dim=(1, 2, 3))
+    for i, n in enumerate(names):
+        cochleagram_image(c[i, 0], out / media_path(zoo.name, stage, n, zoo.kind), vmax=float(top[i]))
+
+
+def _initial(zoo: ZooModel, settings, n: int) -> torch.Tensor | None:
+    """The initial noise of a cochleagram view: pink noise at the audio RMS, through the cochleagram; else None."""
+    if zoo.kind != "cochleagram":
+        return None
+    from metamers.noise import pink_noise
+
+    wave = pink_noise((n, zoo.frontend.settings.n_samples), rms_level=settings.init_scale or 0.01, seed=settings.seed)
+    with torch.no_grad():
+        return zoo.frontend(wave)
 
 
 def _write_audio(
@@ -215,6 +247,8 @@ def _write_media(zoo: ZooModel, result: SynthesisResult, job: _Job, out: Path) -
 
         for i, n in enumerate(job.names):
             save_png(result.metamers[i], out / media_path(zoo.name, job.stage, n, "image"))
+    elif zoo.kind == "cochleagram":
+        _write_cochleagrams(zoo, result.metamers, job.names, job.stage, out, like=result.stimuli)
     else:
         _write_audio(zoo, result.metamers, job.names, job.stage, out, like=result.stimuli)
 
@@ -270,6 +304,21 @@ class _Bar:
         if n > 0:
             self.bar.update(n)
 
+    def tick(self) -> Callable[[int], None]:
+        """A counter for one job: iterations it reports are added, and :meth:`finish` adds the rest."""
+        self._job = 0
+
+        def add(n: int) -> None:
+            self._job += n
+            self.add(n)
+
+        return add
+
+    def finish(self, iterations: int) -> None:
+        """A job ended: count whatever of its iterations the bar has not seen (resumed or failed ones)."""
+        self.add(iterations - getattr(self, "_job", 0))
+        self._job = 0
+
     def close(self) -> None:
         self.bar.close()
 
@@ -280,6 +329,9 @@ def run_plan(
     *,
     progress: bool | None = None,
     device: str | None = None,
+    executor: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
 ) -> dict:
     """Carry out a plan in ``out``; on a directory that already holds the same plan, go on where it stopped.
 
@@ -293,7 +345,14 @@ def run_plan(
         One progress bar for the whole run (default: when standard error is a terminal).  The log is always
         written to ``out/run.log``.
     device : str, optional
-        Where to synthesize (default: ``cuda`` when present, else ``cpu``).
+        Where to synthesize (default: ``cuda`` when present, else ``cpu``); with Ray, each worker decides.
+    executor : {"local", "ray"}
+        Run the synthesis jobs in this process, or as tasks on a Ray cluster (``pip install metamers[ray]``;
+        :mod:`metamers.runs.ray_executor`).  Validation, transfer and the report run here either way.
+    address : str, optional
+        The Ray cluster to join (e.g. ``"auto"`` or ``"ray://head:10001"``); default: a local one.
+    workers : int, optional
+        CPUs of the local Ray cluster started when no address is given (default: all); a task takes one.
 
     Returns
     -------
@@ -309,6 +368,12 @@ def run_plan(
     """
     t0 = time.time()
     out = Path(out)
+    if executor not in ("local", "ray"):
+        raise RunError(f"executor {executor!r}: choose local (this process) or ray (a Ray cluster).")
+    if executor == "ray":
+        from metamers.runs.ray_executor import require_ray
+
+        require_ray()
     text = None
     if not isinstance(plan, Plan):
         path = Path(plan)
@@ -352,28 +417,35 @@ def run_plan(
     initial = sum(j.iterations for j in jobs if j.name in done_before and (out / j.result).exists())
     extra = {k: max(1, int(w * synth_total)) for k, w in _STEP_WEIGHT.items()}
     bar = _Bar(synth_total + sum(extra.values()), initial, progress)
-    stimuli: dict[str, torch.Tensor | Exception] = {}
     failures: list[str] = []
     try:
-        for job in jobs:
-            zoo = zoos[job.model]
-            if job.model not in stimuli:
-                try:
-                    stimuli[job.model] = _stimuli(plan, zoo, out)
-                except Exception as e:  # e.g. a speech synthesiser that is not installed
-                    stimuli[job.model] = e
-                    log.error("stimuli for %s could not be made: %s", job.model, e)
-            x = stimuli[job.model]
-            if isinstance(x, Exception):
-                msg = f"{type(x).__name__}: {x}"
-                catalog.set_job(job.name, state="failed", error=msg)
-                failures.append(f"{job.name}: {msg}")
+        todo = []
+        for mp in plan.models:  # the originals, as a person sees or hears them; a model whose stimuli fail fails
+            zoo = zoos[mp.name]
+            try:
+                _STIMULI[(_plan_key(plan), zoo.name)] = _stimuli(plan, zoo, out)
+            except Exception as e:  # e.g. a speech synthesiser that is not installed
+                log.error("stimuli for %s could not be made: %s", zoo.name, e)
+                for job in jobs:
+                    if job.model == zoo.name:
+                        catalog.set_job(job.name, state="failed", error=f"{type(e).__name__}: {e}")
+                        failures.append(f"{job.name}: {type(e).__name__}: {e}")
                 continue
-            index = [plan.stimuli(zoo.kind).index(n) for n in job.names]
-            _run_job(job, zoo, x[index], plan, out, catalog, bar, log, device, initial_done=job.name in done_before)
-            row = catalog.query("SELECT state, error FROM jobs WHERE name=?", (job.name,))[0]
-            if row["state"] == "failed":
-                failures.append(f"{job.name}: {row['error']}")
+            _MODELS[zoo.name] = zoo
+            todo += [
+                j for j in jobs if j.model == zoo.name and not (j.name in done_before and (out / j.result).exists())
+            ]
+        if executor == "ray":
+            from metamers.runs.ray_executor import run_on_ray
+
+            results_of = run_on_ray(todo, plan, out, catalog, log, bar, address=address, workers=workers)
+        else:
+            results_of = {}
+            for job in todo:
+                _mark_running(job, catalog, log, bar)
+                results_of[job.name] = execute_job(job, plan, out, device, tick=bar.tick())
+                _record(job, results_of[job.name], catalog, log, bar)
+        failures += [f"{n}: {r['error']}" for n, r in results_of.items() if r["state"] == "failed"]
         results = sorted(p.relative_to(out).as_posix() for p in (out / "results").glob("*.safetensors"))
         planned = {j.result for j in jobs}
         results = [r for r in results if r in planned]
@@ -407,52 +479,77 @@ def run_plan(
     return summary
 
 
-def _run_job(
-    job: _Job,
-    zoo: ZooModel,
-    x: torch.Tensor,
-    plan: Plan,
-    out: Path,
-    catalog: Catalog,
-    bar: _Bar,
-    log: logging.Logger,
-    device: str,
-    initial_done: bool,
-) -> None:
-    settings = plan.settings(job.kind).replace(seed=plan.seed + job.batch)
-    path = out / job.result
-    if path.exists():
-        r = SynthesisResult.load(path)
-        if r.settings == settings and r.extra.get("stimuli") == list(job.names) and torch.equal(r.stimuli, x):
-            if not initial_done:  # finished, but killed before it was marked done: write what may be missing
-                _write_media(zoo, r, job, out)
-                catalog.set_job(job.name, state="done", error=None, finished=time.time())
-                bar.add(job.iterations)
-            return
-        log.warning("%s holds another synthesis (different settings or stimuli); redoing it", job.result)
-    bar.describe(f"{job.model} {job.stage} b{job.batch}")
-    catalog.set_job(
-        job.name, state="running", pid=os.getpid(), host=socket.gethostname(), started=time.time(), error=None
-    )
-    log.info("start %s (%d stimuli, %d iterations)", job.name, len(job.names), job.iterations)
-    ckpt = out / "checkpoints" / f"{job.stem}.pt"
-    seen = [0]
+_MODELS: dict[str, ZooModel] = {}
+_STIMULI: dict[tuple[str, str], torch.Tensor] = {}
+"""Per process: models and stimuli already made (a worker runs many jobs of the same models)."""
 
-    def tick(iteration: int, _x: torch.Tensor) -> None:
-        bar.add(iteration - seen[0])
-        seen[0] = iteration
 
+def _plan_key(plan: Plan) -> str:
+    return _fingerprint(plan.to_dict())
+
+
+def _job_inputs(job: _Job, plan: Plan) -> tuple[ZooModel, torch.Tensor]:
+    """The job's model and stimuli, made once per process."""
+    if job.model not in _MODELS:
+        _MODELS[job.model] = _load_model(job.model)
+    zoo = _MODELS[job.model]
+    key = (_plan_key(plan), zoo.name)
+    if key not in _STIMULI:
+        _STIMULI[key] = _stimuli(plan, zoo, None)
+    index = [plan.stimuli(zoo.kind).index(n) for n in job.names]
+    return zoo, _STIMULI[key][index]
+
+
+def execute_job(
+    job: _Job, plan: Plan, out: str | os.PathLike, device: str = "cpu", tick: Callable[[int], None] | None = None
+) -> dict:
+    """Run one synthesis job in this process and write its result and media into the run directory ``out``.
+
+    It writes no catalog: whoever runs it (the local loop, or a Ray worker's driver) records the returned state.
+    A finished result with the same settings and stimuli is kept; an interrupted one resumes from its checkpoint;
+    ``checkpoints/<job>.pid`` names the process working on it while it runs.
+
+    Returns
+    -------
+    dict
+        ``{"state": "done" or "failed", "error": message or None, "seconds", "rho": [rho at the layer, ...],
+        "reused": whether the result was already there, "pid", "host"}``.
+    """
+    out = Path(out)
     t = time.time()
+    info = {"pid": os.getpid(), "host": socket.gethostname(), "reused": False, "rho": [], "error": None}
     try:
+        zoo, x = _job_inputs(job, plan)
+        settings = plan.settings(job.kind).replace(seed=plan.seed + job.batch)
+        if zoo.kind == "cochleagram":  # a cochleagram is bounded below by 0, not a waveform's [-1, 1]
+            settings = settings.replace(bounds=zoo.bounds)
+        path = out / job.result
+        if path.exists():
+            r = SynthesisResult.load(path)
+            if r.settings == settings and r.extra.get("stimuli") == list(job.names) and torch.equal(r.stimuli, x):
+                _write_media(zoo, r, job, out)  # it may have been killed between the result and its media
+                return {**info, "state": "done", "reused": True, "seconds": 0.0, "rho": r.layer_rho.tolist()}
+        ckpt = out / "checkpoints" / f"{job.stem}.pt"
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        pidfile = ckpt.with_suffix(".pid")
+        pidfile.write_text(f"{os.getpid()} {socket.gethostname()}\n")
+        seen = [0]
+
+        def step(iteration: int, _x: torch.Tensor) -> None:
+            if tick is not None:
+                tick(iteration - seen[0])
+            seen[0] = iteration
+
         r = synthesize(
             zoo.module,
             x.to(device),
             job.layer,
             settings,
+            init=_initial(zoo, settings, len(job.names)),
             checkpoint=ckpt,
             checkpoint_every=plan.checkpoint_every(job.kind),
             progress=False,
-            callback=tick,
+            callback=step,
         )
         r.extra.update(
             model=zoo.name,
@@ -460,25 +557,41 @@ def _run_job(
             stage=job.stage,
             batch=job.batch,
             kind=job.kind,
-            speech=plan.speech if job.kind == "audio" else None,
+            speech=plan.speech if job.kind != "image" else None,
         )
         r.save(path)
         _write_media(zoo, r, job, out)
+        ckpt.unlink(missing_ok=True)
+        pidfile.unlink(missing_ok=True)
     except Exception as e:
-        msg = f"{type(e).__name__}: {e}"
-        catalog.set_job(job.name, state="failed", error=msg, finished=time.time(), seconds=time.time() - t)
-        log.exception("failed %s: %s", job.name, msg)
-        bar.add(job.iterations - seen[0])
+        import traceback
+
+        return {**info, "state": "failed", "error": f"{type(e).__name__}: {e}", "seconds": round(time.time() - t, 1),
+                "traceback": traceback.format_exc()}  # fmt: skip
+    return {**info, "state": "done", "seconds": round(time.time() - t, 1), "rho": r.layer_rho.tolist()}
+
+
+def _mark_running(job: _Job, catalog: Catalog, log: logging.Logger, bar: _Bar, host: str | None = None) -> None:
+    bar.describe(f"{job.model} {job.stage} b{job.batch}")
+    catalog.set_job(job.name, state="running", pid=os.getpid(), host=host or socket.gethostname(),
+                    started=time.time(), error=None)  # fmt: skip
+    log.info("start %s (%d stimuli, %d iterations)", job.name, len(job.names), job.iterations)
+
+
+def _record(job: _Job, res: dict, catalog: Catalog, log: logging.Logger, bar: _Bar) -> None:
+    """Write a finished job's state to the catalog and the log; complete its share of the progress bar."""
+    bar.finish(job.iterations)
+    where = f" on {res.get('host')} (pid {res.get('pid')})" if res.get("pid") != os.getpid() else ""
+    if res["state"] == "failed":
+        catalog.set_job(job.name, state="failed", error=res["error"], finished=time.time(), seconds=res["seconds"])
+        log.error("failed %s%s: %s\n%s", job.name, where, res["error"], res.get("traceback", ""))
         return
-    bar.add(job.iterations - seen[0])
-    ckpt.unlink(missing_ok=True)
-    catalog.set_job(job.name, state="done", finished=time.time(), seconds=round(time.time() - t, 1))
-    log.info(
-        "done %s in %.0f s: rho at the layer %s",
-        job.name,
-        time.time() - t,
-        ", ".join(f"{float(v):.3f}" for v in r.layer_rho),
-    )
+    catalog.set_job(job.name, state="done", error=None, finished=time.time(), seconds=res["seconds"])
+    rho = ", ".join(f"{v:.3f}" for v in res["rho"])
+    if res["reused"]:
+        log.info("found finished %s%s: rho at the layer %s", job.name, where, rho)
+    else:
+        log.info("done %s%s in %.0f s: rho at the layer %s", job.name, where, res["seconds"], rho)
 
 
 def _steps(

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from metamers.models import CATEGORIES, ZooModel, decision_16, load
 from metamers.report.figures import transfer_curves, transfer_matrix
 from metamers.runs.catalog import Catalog
-from metamers.runs.validate import as_displayed, as_written
+from metamers.runs.validate import as_presented
 from metamers.stimuli import IMAGES
 from metamers.synthesis import SynthesisResult
 from metamers.taps import list_layers
@@ -44,7 +44,7 @@ def _logits(zoo: ZooModel, x: torch.Tensor, batch: int = 16) -> torch.Tensor:
         zoo.module.eval()
         for i in range(0, x.shape[0], batch):
             xb = x[i : i + batch]
-            if zoo.kind != "audio" and tuple(xb.shape[-2:]) != tuple(size):
+            if zoo.kind == "image" and tuple(xb.shape[-2:]) != tuple(size):
                 xb = F.interpolate(xb, size=size, mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
             out.append(_forward(zoo, xb))
     return torch.cat(out) if out else torch.zeros(0, len(zoo.labels))
@@ -130,12 +130,11 @@ def transfer_dir(
     ):
         gen = res.extra["model"]
         gz = zoo(gen)
-        audio = gz.kind == "audio"
+        audio = gz.kind in ("audio", "cochleagram")
         keep = accepted[f]
         names = res.extra.get("stimuli", [str(i) for i in range(len(res))])
         gen_logits = _logits(gz, res.stimuli)
-        shown = as_written if audio else as_displayed
-        x = shown(res.metamers) if source == "png" else res.metamers
+        x = as_presented(res.metamers, gz.kind) if source == "png" else res.metamers
         recs = [r for r in dict.fromkeys([gen, *recognizers]) if zoo(r).kind == gz.kind]
         for space in (AUDIO_SPACE,) if audio else spaces:
             reference = _labels(gen_logits, space)

@@ -25,7 +25,7 @@ from metamers.synthesis import SynthesisResult
 from metamers.taps import list_layers
 from metamers.validation import AcceptanceRule, compare_layers, summary_table, table_csv, verdict
 
-__all__ = ["as_displayed", "as_written", "clips_for_pairs", "images_per_source", "validate_dir"]
+__all__ = ["as_displayed", "as_presented", "as_written", "clips_for_pairs", "images_per_source", "validate_dir"]
 
 
 def as_displayed(x: torch.Tensor) -> torch.Tensor:
@@ -48,6 +48,18 @@ def as_written(x: torch.Tensor) -> torch.Tensor:
     16384.0
     """
     return (x.clamp(-1, 1) * 32767).round() / 32767
+
+
+def as_presented(x: torch.Tensor, kind: str) -> torch.Tensor:
+    """What a person sees or hears of a model's input: 8-bit images, 16-bit waveforms; cochleagrams (which are never
+    played) as they are.
+
+    Examples
+    --------
+    >>> as_presented(torch.tensor([0.3]), "cochleagram").item() == as_presented(torch.tensor([0.3]), "audio").item()
+    False
+    """
+    return as_written(x) if kind == "audio" else as_displayed(x) if kind == "image" else x
 
 
 def clips_for_pairs(n_pairs: int) -> int:
@@ -84,7 +96,7 @@ def _nulls(
     images: Sequence[str],
     catalog: Catalog,
 ) -> dict[str, torch.Tensor]:
-    if zoo.kind == "audio":
+    if zoo.kind in ("audio", "cochleagram"):
         base, make = _speech_null_source(zoo, n_pairs, seed)
     else:
         base, make = _image_null_source(zoo, n_pairs, seed, images)
@@ -129,6 +141,9 @@ def _speech_null_source(zoo: ZooModel, n_pairs: int, seed: int):
         def batches():
             for i in range(0, len(clips), 16):
                 x = clips.batch(i, i + 16)
+                if zoo.frontend is not None:  # a cochleagram view: its input is the clip's cochleagram
+                    with torch.no_grad():
+                        x = zoo.frontend(x)
                 yield x, torch.arange(i, i + len(x))
 
         return batches(), len(clips)
@@ -214,8 +229,7 @@ def validate_dir(
         grid: dict[str, dict[str, list[float]]] = {}
         for f in sorted(model_files, key=lambda f: order[results[f].layer].order):
             r = results[f]
-            shown = as_written if zoo.kind == "audio" else as_displayed
-            x = shown(r.metamers) if source == "png" else r.metamers
+            x = r.metamers if source == "full" else as_presented(r.metamers, zoo.kind)
             sims = compare_layers(zoo.module, x, r.stimuli, measured)
             lab_m, lab_s = zoo.predict(x), zoo.predict(r.stimuli)
             names = r.extra.get("stimuli", [str(i) for i in range(len(r))])
