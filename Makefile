@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/synthesis_overhead.py
 	$(BIN)/python benchmarks/null_speed.py
 	$(BIN)/python benchmarks/peers.py
+	$(BIN)/python benchmarks/ray_workers.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache

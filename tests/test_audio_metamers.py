@@ -24,6 +24,18 @@ def test_shipped_word_networks_load_with_their_cards():
         assert random.provenance["random_init_seed"] == 0
 
 
+def test_the_other_seed_and_other_task_networks_ship_with_their_recipes():
+    from safetensors.torch import load_file
+
+    seed0, seed1, background = load("word-standard"), load("word-standard-seed1"), load("word-standard-background")
+    assert seed1.provenance["card"]["training"]["seed"] == 1 and seed0.provenance["card"]["training"]["seed"] == 0
+    a, b = (load_file(z.provenance["file"]) for z in (seed0, seed1))
+    assert set(a) == set(b) and any(not torch.equal(a[k], b[k]) for k in a)  # same architecture, other weights
+    assert background.provenance["card"]["task"] == "background" and len(background.labels) == 8
+    assert background.provenance["card"]["valid_accuracy"] > 0.9
+    assert "word-standard-seed1-random" not in [n for n, *_ in __import__("metamers.models").models.available()]
+
+
 def test_shipped_network_recognises_words_above_chance(word_net):
     from metamers.audio.speech import VOCABULARY
 

@@ -20,7 +20,7 @@ def _model_from_spec(spec: str, input_shape: str | None, weights: str | None = N
     """A zoo name, or ``package.module:callable`` returning an nn.Module (called with no arguments)."""
     from metamers.models import ZooModel, load, wrap
 
-    if ":" in spec:
+    if ":" in spec and not spec.endswith(":cochleagram"):
         mod_name, _, attr = spec.partition(":")
         try:
             obj = getattr(importlib.import_module(mod_name), attr)

@@ -79,7 +79,7 @@ def _entries() -> dict[str, Entry]:
             lambda a=arch, weights=None: torchvision_model(a, pretrained=False, seed=0, weights=weights),
         )
     what = {
-        "word-standard-seed1": "the standard word network's recipe from seed 1 (the other-seed control)",
+        "word-standard-seed1": "the standard word network trained again from seed 1 (the other-seed control)",
         "word-standard-background": "the standard architecture trained on the 8-way background-sound task",
     }
     for name, arch in WORD_NETS.items():
@@ -111,7 +111,7 @@ def _needs_shipped(name: str) -> Callable[[], str | None]:
 SECOND_SEED = (
     "the paper's networks trained from a second seed are not published, so none ship here; bring your own "
     "checkpoint of the same architecture: load(ARCH, weights=PATH), or `--weights PATH` on the command line; "
-    "word networks: train one with `metamers train --seed 1`"
+    "word networks: word-standard-seed1 ships, train others with `metamers train --seed N`"
 )
 
 
@@ -124,6 +124,8 @@ def available() -> list[tuple[str, bool, str, str]]:
     """``(name, available, reason, description)`` for every registered model, and the second-seed controls."""
     rows = [(e.name, *e.status(), e.description) for e in _entries().values()]
     rows.append(("ARCH@SEED2", False, SECOND_SEED, "the same architecture trained from another seed"))
+    rows.append(("WORD-NET:cochleagram", True, "", "any word network without its cochleagram: its input is the "
+                 "cochleagram, for metamers optimised on it (Figure S9), e.g. word-standard:cochleagram"))  # fmt: skip
     return rows
 
 
