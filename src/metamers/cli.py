@@ -331,6 +331,52 @@ def _cmd_train(args: argparse.Namespace) -> None:
     print(f"load it with metamers.load('word-{args.architecture.replace('_', '-')}', weights='{path}')")
 
 
+def _cmd_experiment_build(args: argparse.Namespace) -> None:
+    from metamers.experiments import build_experiment
+
+    exp = build_experiment(
+        args.run,
+        args.out,
+        kind=args.kind,
+        models=args.models.split(",") if args.models else None,
+        trials_per_condition=args.trials_per_condition,
+        participants=args.participants,
+        practice=args.practice,
+        catch=args.catch,
+        presentation_ms=args.presentation_ms,
+        completion_code=args.completion_code,
+        seed=args.seed,
+    )
+    n = len(exp["lists"][0])
+    print(f"experiment: {args.out} ({exp['kind']}, {len(exp['conditions'])} conditions incl. natural, "
+          f"{exp['trials_per_condition']} trials per condition, {n} trials per participant incl. "
+          f"{exp['practice']} practice and {exp['catch']} catch, {len(exp['lists'])} trial lists)")  # fmt: skip
+    for c in exp["conditions"]:
+        print(f"  {c['id']:8} {c['model'] or '(natural)':28} {c['stage']}")
+    print(f"completion code: {exp['completion_code']}")
+    print(f"researcher token: in {args.out}/researcher_token.txt (progress and export pages ask for it)")
+    print(f"serve it: metamers experiment serve {args.out}")
+
+
+def _cmd_experiment_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from metamers.experiments import create_app, default_url
+
+    app = create_app(args.experiment, db_url=args.db)
+    url = f"http://{args.host}:{args.port}/"
+    print(f"participants: {url}?participant=ID  (Prolific passes ?PROLIFIC_PID=..., MTurk ?workerId=...)")
+    print(f"progress:     {url}researcher?token=$(cat {args.experiment}/researcher_token.txt)")
+    print(f"responses go to {args.db or default_url(args.experiment)}")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+
+
+def _cmd_experiment_analyze(args: argparse.Namespace) -> None:
+    from metamers.experiments import analyze_experiment, format_summary
+
+    print(format_summary(analyze_experiment(args.experiment, db_url=args.db, out=args.out)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     p = argparse.ArgumentParser(
@@ -491,6 +537,36 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--device", help="cpu, cuda, ... (default: cuda when present, else cpu)")
     q.add_argument("--quiet", action="store_true", help="no progress bars")
     q.set_defaults(func=_cmd_train)
+    q = sub.add_parser("experiment", help="human recognition experiments in the browser: build, serve, analyze")
+    esub = q.add_subparsers(dest="action", required=True, metavar="ACTION")
+    e = esub.add_parser("build", help="turn a run's accepted metamers into an experiment (trial lists, stimuli)")
+    e.add_argument("run", help="a run directory whose validation has finished")
+    e.add_argument("--out", required=True, help="the new experiment's directory")
+    e.add_argument("--kind", choices=["image", "audio"], help="which stimuli, when the run has both")
+    e.add_argument("--models", help="comma-separated generating models (default: all of that kind)")
+    e.add_argument(
+        "--trials-per-condition",
+        type=int,
+        help="per participant (default: the smallest condition's size, at most 10 images / 5 sounds)",
+    )
+    e.add_argument("--participants", type=int, default=16, help="distinct trial lists (default: %(default)s)")
+    e.add_argument("--practice", type=int, default=3, help="practice trials with feedback (default: %(default)s)")
+    e.add_argument("--catch", type=int, default=2, help="catch trials on natural stimuli (default: %(default)s)")
+    e.add_argument("--presentation-ms", type=int, default=200, help="image display time (default: %(default)s)")
+    e.add_argument("--completion-code", help="code shown at the end (default: random)")
+    e.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    e.set_defaults(func=_cmd_experiment_build)
+    e = esub.add_parser("serve", help="run the experiment's web server (participant page, researcher pages)")
+    e.add_argument("experiment", help="an experiment directory")
+    e.add_argument("--host", default="127.0.0.1", help="(default: %(default)s; 0.0.0.0 to accept other machines)")
+    e.add_argument("--port", type=int, default=8000, help="(default: %(default)s)")
+    e.add_argument("--db", help="database URL (default: sqlite in the experiment; postgresql+psycopg://... )")
+    e.set_defaults(func=_cmd_experiment_serve)
+    e = esub.add_parser("analyze", help="exclusions, proportion correct per condition with SEM, figure, CSVs")
+    e.add_argument("experiment", help="an experiment directory")
+    e.add_argument("--db", help="database URL (default: sqlite in the experiment)")
+    e.add_argument("--out", help="where to write (default: EXPERIMENT/analysis)")
+    e.set_defaults(func=_cmd_experiment_analyze)
     return p
 
 

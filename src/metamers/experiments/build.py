@@ -1,0 +1,405 @@
+"""Build a human recognition experiment from a run: stimuli under opaque names, trial lists, the headphone check.
+
+An experiment is a directory::
+
+    EXP/experiment.json        conditions, stimuli (with answers), trial lists, timing, settings: never served
+    EXP/stimuli/<id>.png|wav   what participants see or hear, named by random ids, metadata stripped
+    EXP/researcher_token.txt   the token researcher pages ask for (only its hash is in experiment.json)
+    EXP/responses.sqlite       the responses, once `metamers experiment serve` has run (SQLite by default)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import secrets
+import shutil
+import time
+from pathlib import Path
+
+from metamers.experiments.design import DesignError, trial_lists
+from metamers.experiments.headphones import TRIALS, calibration_noise, headphone_trial
+
+__all__ = ["HUMAN_NAMES", "ExperimentError", "build_experiment", "load_experiment"]
+
+FORMAT = 1
+
+# What a person would call each picture of :data:`metamers.stimuli.IMAGES` (its 16-way category where it has one).
+HUMAN_NAMES: dict[str, str] = {
+    "astronaut": "astronaut",
+    "brick": "brick wall",
+    "camera": "camera",
+    "chelsea": "cat",
+    "clock": "clock",
+    "coffee": "coffee cup",
+    "coins": "coins",
+    "grass": "grass",
+    "gravel": "gravel",
+    "hubble_deep_field": "galaxies",
+    "immunohistochemistry": "stained tissue",
+    "moon": "moon",
+    "retina": "eye",
+    "rocket": "rocket",
+    "cell": "cell",
+    "page": "page of text",
+    "text": "text",
+    "china": "temple",
+    "flower": "flower",
+}
+# Pictures tried first for practice trials (everyday objects).
+_PRACTICE_IMAGES = ("astronaut", "clock", "flower", "china", "camera", "coffee", "rocket", "chelsea", "moon")
+_PRACTICE_WORDS = ("seven", "monday", "hotel", "april", "zero", "victor", "tomorrow", "three", "echo")
+
+
+class ExperimentError(ValueError):
+    """An experiment cannot be built or read as asked; the message says why and what to do."""
+
+
+def _accepted(run: Path) -> tuple[list[dict], object]:
+    from metamers.runs.catalog import Catalog
+    from metamers.runs.run import plan_of
+
+    try:
+        plan = plan_of(run)
+    except Exception as exc:
+        raise ExperimentError(str(exc)) from None
+    rows = Catalog(run).query(
+        "SELECT m.model, m.layer, m.stimulus, j.stage, j.kind FROM metamers m "
+        "JOIN jobs j ON j.output = m.result_file JOIN validation v ON v.metamer_id = m.id "
+        "WHERE v.accepted = 1 ORDER BY j.rowid, m.item"
+    )
+    return rows, plan
+
+
+def _write_png(src: Path, dst: Path) -> None:
+    from PIL import Image
+
+    with Image.open(src) as im:  # re-encoded: nothing of the source file's metadata travels
+        im.convert("RGB" if im.mode not in ("L", "RGB") else im.mode).save(dst, format="PNG")
+
+
+def _write_wav(src: Path, dst: Path) -> None:
+    import soundfile as sf
+
+    x, sr = sf.read(str(src), dtype="int16")
+    sf.write(str(dst), x, sr, subtype="PCM_16", format="WAV")
+
+
+def _new_id(taken: set[str]) -> str:
+    while True:
+        i = secrets.token_urlsafe(12)
+        if i not in taken and not i.startswith("-"):
+            taken.add(i)
+            return i
+
+
+def build_experiment(
+    run: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    kind: str | None = None,
+    models: list[str] | None = None,
+    trials_per_condition: int | None = None,
+    participants: int = 16,
+    practice: int = 3,
+    catch: int = 2,
+    presentation_ms: int = 200,
+    completion_code: str | None = None,
+    seed: int = 0,
+) -> dict:
+    """Turn a run's accepted metamers into a recognition experiment and return its description.
+
+    Conditions are every (model, generation stage) with accepted metamers, plus ``natural`` (the original stimuli).
+    For sounds the ``cochleagram`` stage of a word network is the paper's inverted-cochleagram condition; metamers
+    optimised on a cochleagram (``name:cochleagram`` models) cannot be played and are left out.
+
+    Parameters
+    ----------
+    run : path
+        A run directory (``metamers run``) whose validation step has finished.
+    out : path
+        The new experiment's directory (must not hold an experiment already).
+    kind : {"image", "audio"}, optional
+        Which of the run's stimuli; needed only when the run has both.
+    models : list of str, optional
+        Only these generating models (default: all of that kind).
+    trials_per_condition : int, optional
+        Trials per condition per participant (default: the smallest condition's size, at most 10 for images as in
+        the paper and 5 for sounds).
+    participants : int
+        Number of distinct trial lists; participants beyond it reuse them in turn.
+    practice, catch : int
+        Practice trials (with feedback, on stimuli outside the run) and catch trials (natural stimuli the
+        participant does not see in the natural condition) per participant.
+    presentation_ms : int
+        How long an image is shown before its mask (Geirhos et al. 2018: 200 ms). Sounds play once, whole.
+    completion_code : str, optional
+        The code shown at the end (Prolific's, MTurk's); default a random one.
+    seed : int
+        Seed of the trial lists and the headphone check.
+
+    Examples
+    --------
+    >>> exp = build_experiment("runs/demo", "experiments/demo-images", kind="image")  # doctest: +SKIP
+    >>> len(exp["conditions"])  # doctest: +SKIP
+    4
+    """
+    run, final = Path(run), Path(out)
+    if (final / "experiment.json").exists():
+        raise ExperimentError(f"{final} already holds an experiment; give another directory, or delete it first.")
+    if final.exists() and any(final.iterdir()):
+        raise ExperimentError(f"{final} is not empty; give a new directory for the experiment.")
+    rows, plan = _accepted(run)
+    if not rows:
+        raise ExperimentError(
+            f"{run} has no accepted metamers yet; finish the run (`metamers run {run}`) so that validation has "
+            "judged them."
+        )
+    kinds = sorted({r["kind"] for r in rows} - {"cochleagram"})
+    if kind is None:
+        if len(kinds) != 1:
+            raise ExperimentError(f"{run} has metamers of {' and '.join(kinds) or 'no playable kind'}; pick --kind.")
+        kind = kinds[0]
+    if kind not in ("image", "audio"):
+        raise ExperimentError(f"kind must be 'image' or 'audio', not {kind!r}.")
+    rows = [r for r in rows if r["kind"] == kind]
+    if models:
+        unknown = sorted(set(models) - {r["model"] for r in rows})
+        if unknown:
+            raise ExperimentError(
+                f"no accepted {kind} metamers from {', '.join(unknown)} in {run}; it has "
+                f"{', '.join(sorted({r['model'] for r in rows})) or 'none'}."
+            )
+        rows = [r for r in rows if r["model"] in models]
+    if not rows:
+        raise ExperimentError(f"{run} has no accepted {kind} metamers.")
+    out = final.with_name(f".{final.name}.partial")
+    shutil.rmtree(out, ignore_errors=True)
+    try:
+        exp = _build(run, out, rows, plan, kind, trials_per_condition, participants, practice, catch,
+                     presentation_ms, completion_code, seed)  # fmt: skip
+        final.mkdir(parents=True, exist_ok=True)
+        for f in out.iterdir():
+            os.replace(f, final / f.name)
+        out.rmdir()
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    exp["name"] = final.name
+    tmp = final / ".experiment.json.tmp"
+    tmp.write_text(json.dumps(exp, indent=1))
+    os.replace(tmp, final / "experiment.json")  # written last: its presence means the experiment is whole
+    return exp
+
+
+def _build(
+    run: Path,
+    out: Path,
+    rows: list[dict],
+    plan,
+    kind: str,
+    trials_per_condition: int | None,
+    participants: int,
+    practice: int,
+    catch: int,
+    presentation_ms: int,
+    completion_code: str | None,
+    seed: int,
+) -> dict:
+    from metamers.runs.run import media_path
+
+    ext = "png" if kind == "image" else "wav"
+    (out / "stimuli").mkdir(parents=True, exist_ok=True)
+    taken: set[str] = set()
+    stimuli: dict[str, dict] = {}
+
+    def label(source: str) -> str:
+        return HUMAN_NAMES.get(source, source) if kind == "image" else source
+
+    def add(src: Path, condition: str, source: str) -> str:
+        if not src.is_file():
+            raise ExperimentError(f"{src} is missing from the run; rerun `metamers run {run}` to write its media.")
+        sid = _new_id(taken)
+        (_write_png if kind == "image" else _write_wav)(src, out / "stimuli" / f"{sid}.{ext}")
+        stimuli[sid] = {
+            "file": f"stimuli/{sid}.{ext}",
+            "condition": condition,
+            "source": source,
+            "answer": label(source),
+        }
+        return sid
+
+    conditions: list[dict] = []
+    pools: dict[str, list[str]] = {}
+    index: dict[tuple[str, str], str] = {}
+    for r in rows:
+        key = (r["model"], r["stage"])
+        if key not in index:
+            cid = f"c{len(conditions) + 1}"
+            index[key] = cid
+            conditions.append({"id": cid, "model": r["model"], "stage": r["stage"], "layer": r["layer"]})
+            pools[cid] = []
+        pools[index[key]].append(
+            add(run / media_path(r["model"], r["stage"], r["stimulus"], kind), index[key], r["stimulus"])
+        )
+    sources = list(dict.fromkeys(r["stimulus"] for r in rows))
+    first_model = {s: next(r["model"] for r in rows if r["stimulus"] == s) for s in sources}
+    conditions.append({"id": "natural", "model": None, "stage": "natural", "layer": None})
+    pools["natural"] = [add(run / media_path(first_model[s], "original", s, kind), "natural", s) for s in sources]
+
+    # practice: stimuli outside the run, with feedback
+    practice_ids = _practice(out, kind, plan, sources, practice, stimuli, taken, ext)
+    if trials_per_condition is None:
+        room = [len(p) for p in pools.values()] + [len(pools["natural"]) - catch]
+        trials_per_condition = max(1, min(*room, 10 if kind == "image" else 5))
+    try:
+        lists = trial_lists(
+            pools,
+            participants,
+            trials_per_condition,
+            practice=practice_ids,
+            catch_pool=pools["natural"],
+            catch=catch,
+            seed=seed,
+        )
+    except DesignError as exc:
+        raise ExperimentError(str(exc)) from None
+
+    answers = sorted({s["answer"] for s in stimuli.values()})
+    if kind == "image":
+        from metamers.models.geirhos16 import CATEGORIES
+
+        choices = list(CATEGORIES) if set(answers) <= set(CATEGORIES) else answers
+        task = "Which of these is in the picture?"
+    else:
+        from metamers.audio.speech import VOCABULARY
+
+        choices = sorted(VOCABULARY)
+        task = "Which word did you hear? Type to find it."
+
+    checks = []
+    if kind == "audio":
+        rng = random.Random(seed)
+        cal = _new_id(taken)
+        calibration_noise(out / "stimuli" / f"{cal}.wav", seed=seed)
+        stimuli[cal] = {"file": f"stimuli/{cal}.wav", "condition": "calibration", "source": None, "answer": None}
+        for _ in range(TRIALS):
+            hid = _new_id(taken)
+            answer = headphone_trial(out / "stimuli" / f"{hid}.wav", rng)
+            stimuli[hid] = {
+                "file": f"stimuli/{hid}.wav",
+                "condition": "headphones",
+                "source": None,
+                "answer": str(answer),
+            }
+            checks.append(hid)
+
+    token = secrets.token_urlsafe(24)
+    exp = {
+        "format": FORMAT,
+        "name": out.name,
+        "kind": kind,
+        "run": str(run.resolve()),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "seed": seed,
+        "task": {
+            "prompt": task,
+            "choices": choices,
+            "presentation_ms": presentation_ms if kind == "image" else None,
+            "fixation_ms": 300 if kind == "image" else None,
+            "mask_ms": 200 if kind == "image" else None,
+        },
+        "trials_per_condition": trials_per_condition,
+        "practice": practice,
+        "catch": catch,
+        "conditions": conditions,
+        "stimuli": stimuli,
+        "lists": [[t.to_dict() for t in trials] for trials in lists],
+        "headphone_check": {"calibration": cal, "trials": checks} if kind == "audio" else None,
+        "exclusion": {"headphones_min": 5 if kind == "audio" else None, "catch_min": 1.0 if catch else None},
+        "completion_code": completion_code or secrets.token_hex(4).upper(),
+        "researcher_token_sha256": hashlib.sha256(token.encode()).hexdigest(),
+    }
+    if kind == "image":
+        mask = _new_id(taken)
+        _mask_png(out / "stimuli" / f"{mask}.png", seed)
+        stimuli[mask] = {"file": f"stimuli/{mask}.png", "condition": "mask", "source": None, "answer": None}
+        exp["task"]["mask"] = mask
+    tok = out / "researcher_token.txt"
+    tok.write_text(token + "\n")
+    tok.chmod(0o600)
+    return exp
+
+
+def _practice(out: Path, kind: str, plan, sources: list[str], n: int, stimuli: dict, taken: set, ext: str) -> list[str]:
+    if n <= 0:
+        return []
+    ids = []
+    if kind == "image":
+        from metamers.stimuli import load_photos, save_png
+
+        names = [p for p in _PRACTICE_IMAGES if p not in sources][:n]
+        if len(names) < n:
+            raise ExperimentError(f"only {len(names)} pictures outside the run are left for practice; ask for fewer.")
+        x, _ = load_photos(names, size=224)
+        for i, name in enumerate(names):
+            sid = _new_id(taken)
+            tmp = out / "stimuli" / f".{sid}.png"
+            save_png(x[i], tmp)
+            _write_png(tmp, out / "stimuli" / f"{sid}.png")
+            tmp.unlink()
+            stimuli[sid] = {"file": f"stimuli/{sid}.png", "condition": "practice", "source": name}
+            stimuli[sid]["answer"] = HUMAN_NAMES[name]
+            ids.append(sid)
+        return ids
+    import soundfile as sf
+
+    from metamers.runs.audio import word_clips
+
+    words = [w for w in _PRACTICE_WORDS if w not in sources][:n]
+    if len(words) < n:
+        raise ExperimentError(f"only {len(words)} words outside the run are left for practice; ask for fewer.")
+    clips = word_clips(words, source=plan.speech).clamp(-1, 1)
+    for i, word in enumerate(words):
+        sid = _new_id(taken)
+        sf.write(str(out / "stimuli" / f"{sid}.wav"), clips[i].numpy(), 20000, subtype="PCM_16")
+        stimuli[sid] = {"file": f"stimuli/{sid}.wav", "condition": "practice", "source": word, "answer": word}
+        ids.append(sid)
+    return ids
+
+
+def _mask_png(path: Path, seed: int) -> None:
+    """A 1/f noise mask, as Geirhos et al. (2018) showed after each image."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    f = np.fft.fftfreq(224)
+    r = np.sqrt(f[:, None] ** 2 + f[None, :] ** 2)
+    r[0, 0] = 1
+    spectrum = (rng.standard_normal((224, 224)) + 1j * rng.standard_normal((224, 224))) / r
+    x = np.real(np.fft.ifft2(spectrum))
+    x = (x - x.mean()) / x.std() * 0.2 + 0.5
+    Image.fromarray((np.clip(x, 0, 1) * 255).astype("uint8"), "L").save(path, format="PNG")
+
+
+def load_experiment(directory: str | os.PathLike) -> dict:
+    """Read an experiment directory's description (``experiment.json``).
+
+    Examples
+    --------
+    >>> load_experiment("experiments/demo-images")["kind"]  # doctest: +SKIP
+    'image'
+    """
+    path = Path(directory) / "experiment.json"
+    if not path.is_file():
+        raise ExperimentError(
+            f"{directory} is not an experiment (no experiment.json); build one with `metamers experiment build RUN "
+            "--out DIR`."
+        )
+    exp = json.loads(path.read_text())
+    if exp.get("format") != FORMAT:
+        raise ExperimentError(f"{path} is of format {exp.get('format')}, this toolkit reads format {FORMAT}.")
+    exp["directory"] = str(Path(directory).resolve())
+    return exp
