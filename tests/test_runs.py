@@ -1,5 +1,6 @@
 """Plans and runs: parsing, the run directory, kill -9 and resume, status, the report."""
 
+import json
 import os
 import re
 import signal
@@ -226,3 +227,21 @@ def test_the_ray_executor_without_ray_says_how_to_install_it(tmp_path, monkeypat
     with pytest.raises(RunError, match=r"pip install 'metamers\[ray\]'"):
         run_plan(tmp_path / "plan.toml", tmp_path / "run", executor="ray")
     assert not (tmp_path / "run").exists()
+
+
+def test_an_auto_batch_is_decided_by_the_device_once_and_kept_on_resume(tmp_path):
+    import logging
+
+    from metamers.runs.run import _resolved_batch, job_batch
+
+    plan = parse_plan({"model": [{"name": "efficientnet-lite0", "layers": ["block_2"]}]})
+    assert plan.batch is None and 'batch = "auto"' in plan_toml(plan)
+    assert parse_plan(tomllib.loads(plan_toml(plan))) == plan
+    assert (job_batch(plan, gpu=False), job_batch(plan, gpu=True)) == (4, 32)
+    assert job_batch(parse_plan({"model": [{"name": "m", "layers": ["x"]}], "batch": 7}), gpu=True) == 7
+    log = logging.getLogger("test")
+    assert _resolved_batch(tmp_path, plan, gpu=True, log=log) == 32
+    assert _resolved_batch(tmp_path, plan, gpu=False, log=log) == 32  # resumed on a CPU: the same jobs
+    assert json.loads((tmp_path / "batch.json").read_text()) == {"batch": 32, "why": "auto, for a GPU"}
+    with pytest.raises(PlanError, match='or "auto"'):
+        parse_plan({"model": [{"name": "m", "layers": ["x"]}], "batch": 0})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 from pathlib import Path
 
@@ -251,6 +252,10 @@ def _cmd_run(args: argparse.Namespace) -> None:
         f"{summary['accepted']} of {summary['metamers']} metamers accepted; synthesis jobs: "
         f"{summary['jobs']['done']} done, {summary['jobs']['failed']} failed ({summary['seconds'] / 60:.1f} min)"
     )
+    batch = Path(out) / "batch.json"
+    if batch.exists():
+        b = json.loads(batch.read_text())
+        print(f"batch: {b['batch']} stimuli per synthesis job ({b['why']})")
     for f in summary["failed"]:
         print(f"failed: {f}")
     if summary["report"]:

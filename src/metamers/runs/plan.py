@@ -52,7 +52,8 @@ PLAN_REFERENCE = """\
 # A metamers plan: every field, with its default.  Only [[model]] is required.
 name = "my-experiment"      # shown on the report
 seed = 0                    # seed of the initial noise (batch k uses seed + k) and of the nulls
-batch = 4                   # stimuli optimised together in one synthesis job
+batch = "auto"              # stimuli optimised together in one synthesis job: "auto" = 4 on a CPU (more jobs for
+                            # more workers), 32 on a GPU (one GPU optimises many at once); or a number
 
 [stimuli]
 images = 4                  # a number (the first N of chelsea, coffee, rocket, camera, astronaut, clock, then the
@@ -130,7 +131,7 @@ class Plan:
     models: tuple[ModelPlan, ...]
     name: str = "metamers"
     seed: int = 0
-    batch: int = 4
+    batch: int | None = None  # None: "auto", decided by the device (:func:`metamers.runs.run.job_batch`)
     images: tuple[str, ...] = DEFAULT_IMAGES[:4]
     words: tuple[str, ...] = DEFAULT_WORDS[:2]
     speech: str = "recorded"
@@ -275,7 +276,7 @@ def parse_plan(data: Mapping) -> Plan:
             models=tuple(plans),
             name=str(data.get("name", "metamers")),
             seed=int(data.get("seed", 0)),
-            batch=int(data.get("batch", 4)),
+            batch=None if data.get("batch", "auto") == "auto" else int(data["batch"]),
             images=_names(stim.get("images", 4), DEFAULT_IMAGES, IMAGES, "images"),
             words=_names(stim.get("words", 2), DEFAULT_WORDS, VOCABULARY, "words"),
             speech=speech,
@@ -291,8 +292,8 @@ def parse_plan(data: Mapping) -> Plan:
         if isinstance(e, PlanError):
             raise
         raise PlanError(f"invalid plan: {e}") from e
-    if plan.batch < 1:
-        raise PlanError(f"batch = {plan.batch}: give 1 or more stimuli per synthesis job.")
+    if plan.batch is not None and plan.batch < 1:
+        raise PlanError(f'batch = {plan.batch}: give 1 or more stimuli per synthesis job, or "auto".')
     if plan.pairs < 10:
         raise PlanError(f"validation.pairs = {plan.pairs}: a null needs at least 10 pairs (the paper used 1,000,000).")
     if not 0 < plan.percentile <= 100:
@@ -345,7 +346,8 @@ def plan_toml(plan: Plan) -> str:
     >>> parse_plan(tomllib.loads(plan_toml(plan))) == plan
     True
     """
-    lines = [f"name = {_toml_value(plan.name)}", f"seed = {plan.seed}", f"batch = {plan.batch}", "", "[stimuli]"]
+    batch = _toml_value(plan.batch or "auto")
+    lines = [f"name = {_toml_value(plan.name)}", f"seed = {plan.seed}", f"batch = {batch}", "", "[stimuli]"]
     lines += [
         f"images = {_toml_value(plan.images)}",
         f"words = {_toml_value(plan.words)}",

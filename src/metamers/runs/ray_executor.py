@@ -47,6 +47,35 @@ def _task(job, plan, out: str, threads: int) -> dict:
     return execute_job(job, plan, out, device)
 
 
+_started_here = False
+"""Whether this process started (or joined) Ray itself, and so shuts it down when its run ends."""
+
+
+def connect(address: str | None = None, workers: int | None = None):
+    """Join the Ray cluster at ``address`` (or start a local one with ``workers`` CPUs) unless this process already
+    has; return the ``ray`` module."""
+    global _started_here
+    ray = require_ray()
+    if not ray.is_initialized():
+        _started_here = True
+        # Ray runs workers at niceness 15 by default: on a machine with other work (a training, a browser) they
+        # starve, 30x slower measured here; our tasks are the work, so they run at normal priority.
+        os.environ.setdefault("RAY_worker_niceness", "0")
+        ray.init(address=address, num_cpus=workers if address is None else None, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)  # fmt: skip
+    return ray
+
+
+def _clear() -> None:
+    global _started_here
+    _started_here = False
+
+
+def cluster_gpus(address: str | None = None, workers: int | None = None) -> int:
+    """How many GPUs the cluster has (joining or starting it)."""
+    return int(connect(address, workers).cluster_resources().get("GPU", 0))
+
+
 def run_on_ray(
     jobs: list,
     plan,
@@ -72,14 +101,7 @@ def run_on_ray(
     """
     from metamers.runs.run import _mark_running, _record
 
-    ray = require_ray()
-    started_here = not ray.is_initialized()
-    if started_here:
-        # Ray runs workers at niceness 15 by default: on a machine with other work (a training, a browser) they
-        # starve, 30x slower measured here; our tasks are the work, so they run at normal priority.
-        os.environ.setdefault("RAY_worker_niceness", "0")
-        ray.init(address=address, num_cpus=workers if address is None else None, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)  # fmt: skip
+    ray = connect(address, workers)
     gpus = ray.cluster_resources().get("GPU", 0)
     options = {"num_cpus": 1, "num_gpus": 1} if gpus else {"num_cpus": 1}
     log.info("ray: %s, %s; each task takes %s", ray.get_runtime_context().gcs_address,
@@ -104,6 +126,7 @@ def run_on_ray(
     finally:
         for ref in refs:  # the driver is stopping: do not leave tasks running into a directory nobody records
             ray.cancel(ref, force=True)
-        if started_here:
+        if _started_here:
             ray.shutdown()
+            _clear()
     return results

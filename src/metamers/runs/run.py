@@ -164,12 +164,43 @@ def _stages(zoo: ZooModel, mp: ModelPlan) -> list[tuple[str, str]]:
     return out
 
 
-def _jobs(plan: Plan, zoos: dict[str, ZooModel]) -> list[_Job]:
+AUTO_BATCH = {"cpu": 4, "gpu": 32}
+"""Stimuli per synthesis job when a plan says ``batch = "auto"``: on a CPU small jobs (more of them for more
+workers; a CPU gains little from batching), on a GPU many stimuli in one optimisation."""
+
+
+def job_batch(plan: Plan, gpu: bool) -> int:
+    """Stimuli per synthesis job: the plan's number, or for ``"auto"`` :data:`AUTO_BATCH` of the device.
+
+    Examples
+    --------
+    >>> from metamers.runs.plan import parse_plan
+    >>> plan = parse_plan({"model": [{"name": "efficientnet-lite0", "layers": ["block_2"]}]})
+    >>> job_batch(plan, gpu=False), job_batch(plan, gpu=True)
+    (4, 32)
+    """
+    return plan.batch or AUTO_BATCH["gpu" if gpu else "cpu"]
+
+
+def _resolved_batch(out: Path, plan: Plan, gpu: bool, log: logging.Logger) -> int:
+    """The batch of this run: decided once, at its first session, and kept (a run resumed on another device keeps
+    its jobs)."""
+    saved = out / "batch.json"
+    if saved.exists():
+        return int(json.loads(saved.read_text())["batch"])
+    batch = job_batch(plan, gpu)
+    why = "the plan's" if plan.batch else f"auto, for a {'GPU' if gpu else 'CPU'}"
+    _atomic_write(saved, json.dumps({"batch": batch, "why": why}))
+    log.info("batch: %d stimuli per synthesis job (%s)", batch, why)
+    return batch
+
+
+def _jobs(plan: Plan, zoos: dict[str, ZooModel], batch: int) -> list[_Job]:
     jobs = []
     for mp in plan.models:
         zoo = zoos[mp.name]
         names = plan.stimuli(zoo.kind)
-        batches = [names[i : i + plan.batch] for i in range(0, len(names), plan.batch)]
+        batches = [names[i : i + batch] for i in range(0, len(names), batch)]
         iterations = plan.settings(zoo.kind).iterations
         for stage, layer in _stages(zoo, mp):
             for k, b in enumerate(batches):
@@ -383,13 +414,20 @@ def run_plan(
             text = path.read_text() if path.is_file() else None
             plan = load_plan(path)
     zoos = {mp.name: _load_model(mp.name) for mp in plan.models}
-    jobs = _jobs(plan, zoos)
+    _jobs(plan, zoos, 1)  # every layer exists: checked before anything is written
     for r in plan.recognizers:
         if r not in zoos:
             _load_model(r)
     _fix_plan(out, plan, text)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     log = _logger(out)
+    if executor == "ray" and not (out / "batch.json").exists() and plan.batch is None:
+        from metamers.runs.ray_executor import cluster_gpus
+
+        gpu = cluster_gpus(address, workers) > 0
+    else:
+        gpu = device.startswith("cuda")
+    jobs = _jobs(plan, zoos, _resolved_batch(out, plan, gpu, log))
     catalog = Catalog(out)
     host, pid = socket.gethostname(), os.getpid()
     log.info("session start: pid %d on %s, device %s, %d jobs in the plan %r", pid, host, device, len(jobs), plan.name)
