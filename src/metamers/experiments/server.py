@@ -245,8 +245,7 @@ def create_app(directory: str | os.PathLike, db_url: str | None = None) -> Starl
     async def start(request: Request) -> Response:
         data = await _json(request, {"params": (dict, False), "session": (str, False), "user_agent": (str, False)})
         if data["session"]:
-            p = await run_in_threadpool(participant_of, data["session"])
-            return JSONResponse(await run_in_threadpool(where, p))
+            return JSONResponse(await run_in_threadpool(lambda: where(participant_of(data["session"]))))
         params = data["params"] or {}
         if len(params) > 20 or not all(isinstance(v, str) and _text_ok(k + v) for k, v in params.items()):
             raise _Refused(422, "params must be a few strings (the study link's URL parameters)")
@@ -261,37 +260,44 @@ def create_app(directory: str | os.PathLike, db_url: str | None = None) -> Starl
         else:
             source, external, fields = "anonymous", f"anon-{secrets.token_urlsafe(12)}", {}
         fields["user_agent"] = (data["user_agent"] or request.headers.get("user-agent", ""))[:512]
-        p = await run_in_threadpool(store.participant, source, f"{source}:{external}", **fields)
-        return JSONResponse(await run_in_threadpool(where, p))
+        external_id = f"{source}:{external}"
+        return JSONResponse(await run_in_threadpool(lambda: where(store.participant(source, external_id, **fields))))
+
+    # Each request's database work runs in one call on a worker thread: the event loop never waits on the database.
+    def agree(session: str) -> dict:
+        p = participant_of(session)
+        if p["consented"] is None:
+            store.update(p["id"], consented=time.time())
+        return {"consented": True}
 
     async def consent(request: Request) -> Response:
         data = await _json(request, {"session": (str, True)})
-        p = await run_in_threadpool(participant_of, data["session"])
+        return JSONResponse(await run_in_threadpool(agree, data["session"]))
+
+    def hear(data: dict) -> dict:
+        p = participant_of(data["session"])
         if p["consented"] is None:
-            await run_in_threadpool(store.update, p["id"], consented=time.time())
-        return JSONResponse({"consented": True})
+            raise _Refused(409, "consent first")
+        if p["headphone_passed"] is not None:
+            return {"done": True, "passed": bool(p["headphone_passed"])}
+        trial, response = data["trial"], data["response"]
+        if not 0 <= trial < len(check["trials"]) or response not in (1, 2, 3):
+            raise _Refused(422, "trial or response out of range")
+        correct = str(response) == stimuli[check["trials"][trial]]["answer"]
+        store.record_headphone(p["id"], trial, response, correct)
+        answers = store.headphone_answers(p["id"])
+        if len(answers) < len(check["trials"]):
+            return {"done": False}
+        n = sum(a["correct"] for a in answers)
+        passed = n >= PASS_MIN
+        store.update(p["id"], headphone_correct=n, headphone_passed=passed)
+        return {"done": True, "passed": passed}
 
     async def headphones(request: Request) -> Response:
         data = await _json(request, {"session": (str, True), "trial": (int, True), "response": (int, True)})
         if check is None:
             raise _Refused(409, "this experiment has no headphone check")
-        p = await run_in_threadpool(participant_of, data["session"])
-        if p["consented"] is None:
-            raise _Refused(409, "consent first")
-        if p["headphone_passed"] is not None:
-            return JSONResponse({"done": True, "passed": bool(p["headphone_passed"])})
-        trial, response = data["trial"], data["response"]
-        if not 0 <= trial < len(check["trials"]) or response not in (1, 2, 3):
-            raise _Refused(422, "trial or response out of range")
-        correct = str(response) == stimuli[check["trials"][trial]]["answer"]
-        await run_in_threadpool(store.record_headphone, p["id"], trial, response, correct)
-        answers = await run_in_threadpool(store.headphone_answers, p["id"])
-        if len(answers) < len(check["trials"]):
-            return JSONResponse({"done": False})
-        n = sum(a["correct"] for a in answers)
-        passed = n >= PASS_MIN
-        await run_in_threadpool(store.update, p["id"], headphone_correct=n, headphone_passed=passed)
-        return JSONResponse({"done": True, "passed": passed})
+        return JSONResponse(await run_in_threadpool(hear, data))
 
     def next_trial(p: dict) -> dict:
         if p["consented"] is None:
@@ -314,8 +320,7 @@ def create_app(directory: str | os.PathLike, db_url: str | None = None) -> Starl
 
     async def next_(request: Request) -> Response:
         data = await _json(request, {"session": (str, True)})
-        p = await run_in_threadpool(participant_of, data["session"])
-        return JSONResponse(await run_in_threadpool(next_trial, p))
+        return JSONResponse(await run_in_threadpool(lambda: next_trial(participant_of(data["session"]))))
 
     def respond(data: dict) -> dict:
         p = participant_of(data["session"])

@@ -221,7 +221,14 @@ async function nextTrial() {
 // Load and decode an image into an <img> before it is shown, so that it appears whole on its first frame.
 async function ready(img, src) {
   if (img.getAttribute("src") !== src) img.src = src;
-  await img.decode();
+  if (!img.complete) {
+    await new Promise((ok, no) => {
+      img.onload = ok;
+      img.onerror = () => no(new Error("a picture could not be loaded"));
+    });
+  }
+  if (!img.naturalWidth) throw new Error("a picture could not be loaded");
+  await img.decode().catch(() => {}); // decoded ahead where the browser can; shown all the same where not
 }
 
 async function presentImage(src) {
