@@ -1,7 +1,12 @@
-"""metamers against its peers: plenoptic 2.1.1 and a plain reference loop, on pretrained EfficientNet-Lite0.
+"""metamers against its peers: plenoptic 2.1.1 and a plain reference loop, on pretrained EfficientNet-Lite0 and on
+the shipped word network.
 
-Work: metamers of 8 natural pictures (224x224) at an early, a middle and a late stage, from the same initial noise,
-with Adam at the same learning rate for the same number of iterations.
+Work (``--modality image``): metamers of 8 natural pictures (224x224) at an early, a middle and a late stage, from the
+same initial noise, with Adam at the same learning rate for the same number of iterations.  ``--modality audio``: the
+same for 8 spoken words (2-second clips of espeak-ng's voice at 20 kHz, through the cochleagram) and
+``word-standard`` at ``conv_1``, ``conv_3`` and ``fc_intermediate``, from pink noise, waveforms bounded to [-1, 1];
+plenoptic's model is the network truncated at the layer by a forward hook (its ``DeepNetFeatures`` is for
+torchvision image networks) and its range penalty allows [-1, 1].
 
 - ``ours``: ``metamers.synthesize`` with its defaults except learning rate and iteration count: one batched
   optimisation of the 8 pictures, the pass truncated at the layer.
@@ -18,7 +23,8 @@ snapshots every ``--every`` iterations, not timed).
 
 Run by hand (plenoptic installed after the pinned torch: ``.venv/bin/pip install plenoptic==2.1.1``):
     .venv/bin/python benchmarks/peers.py [--iterations 150]
-Writes benchmarks/results/peers.{json,md}.
+    .venv/bin/python benchmarks/peers.py --modality audio [--iterations 100]
+Writes benchmarks/results/peers.{json,md} (images) or peers_audio.{json,md}.
 """
 
 from __future__ import annotations
@@ -36,17 +42,37 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _machine import machine
 
-STAGES = {"early": "block_2", "middle": "block_4", "late": "block_7"}
+MODALITIES = {
+    "image": {"stages": {"early": "block_2", "middle": "block_4", "late": "block_7"}, "lr": 0.01, "bounds": (0.0, 1.0)},
+    "audio": {"stages": {"early": "conv_1", "middle": "conv_3", "late": "fc_intermediate"}, "lr": 0.002,
+              "bounds": (-1.0, 1.0)},
+}  # fmt: skip
 PICTURES = ["chelsea", "coffee", "rocket", "astronaut", "camera", "clock", "china", "flower"]
-LR = 0.01
+WORDS = ["may", "uniform", "today", "lima", "seven", "monday", "hotel", "april"]
+MODALITY = "image"
+STAGES = MODALITIES[MODALITY]["stages"]
+LR = MODALITIES[MODALITY]["lr"]
+
+
+def _use(modality: str) -> None:
+    global MODALITY, STAGES, LR
+    MODALITY, STAGES, LR = modality, MODALITIES[modality]["stages"], MODALITIES[modality]["lr"]
 
 
 def _setup():
-    from metamers import white_noise
+    from metamers import pink_noise, white_noise
     from metamers.models import load
-    from metamers.stimuli import load_photos
 
     torch.manual_seed(0)
+    if MODALITY == "audio":
+        from metamers.runs.audio import word_clips
+
+        zoo = load("word-standard")
+        zoo.module.requires_grad_(False).eval()
+        x = word_clips(WORDS, source="espeak-ng")
+        return zoo, x, pink_noise(tuple(x.shape), rms_level=0.01, seed=0)
+    from metamers.stimuli import load_photos
+
     zoo = load("efficientnet-lite0")
     zoo.module.requires_grad_(False).eval()
     x, _ = load_photos(PICTURES, size=224)
@@ -89,10 +115,11 @@ def run_ours(iterations: int, every: int) -> dict:
             if it % every == 0:
                 snaps.append((it, m.detach().clone()))
 
-        synthesize(zoo.module, x, layer, iterations=2, lr=LR, init=init, progress=False)  # warm-up, not timed
+        bounds = MODALITIES[MODALITY]["bounds"]
+        synthesize(zoo.module, x, layer, iterations=2, lr=LR, init=init, bounds=bounds, progress=False)  # warm-up
         t = time.perf_counter()
         synthesize(zoo.module, x, layer, iterations=iterations, lr=LR, schedule="constant", init=init, callback=keep,
-                   progress=False)  # fmt: skip
+                   bounds=bounds, progress=False)  # fmt: skip
         wall = time.perf_counter() - t
         out[stage] = {"layer": layer, "wall_s": wall, **_fidelity(zoo, layer, x, snaps)}
     return out
@@ -103,19 +130,27 @@ def run_plenoptic(iterations: int, every: int) -> dict:
 
     zoo, x, init = _setup()
     net, norm = zoo.module.net, zoo.module.preprocess
+    kw = {}
+    if MODALITY == "audio":
+        from plenoptic import regularize
+
+        kw["penalty_function"] = lambda m: regularize.penalize_range(m, allowed_range=(-1.0, 1.0))
     out = {}
     for stage, name in STAGES.items():
         layer = zoo.stages[name]
-        model = po.models.DeepNetFeatures(net, layer.removeprefix("net."), norm)
+        if MODALITY == "audio":
+            model = _Truncated(zoo.module, layer)
+        else:
+            model = po.models.DeepNetFeatures(net, layer.removeprefix("net."), norm)
         po.remove_grad(model)
         model.eval()
         finals, saved = [], []
-        warm = po.Metamer(x[:1], model)  # warm-up, not timed
+        warm = po.Metamer(x[:1], model, **kw)  # warm-up, not timed
         warm.setup(initial_image=init[:1].clone(), optimizer_kwargs={"lr": LR, "amsgrad": False})
         warm.synthesize(max_iter=2, stop_criterion=-1.0)
         t = time.perf_counter()
         for i in range(x.shape[0]):
-            met = po.Metamer(x[i : i + 1], model)
+            met = po.Metamer(x[i : i + 1], model, **kw)
             met.setup(initial_image=init[i : i + 1].clone(), optimizer_kwargs={"lr": LR, "amsgrad": False})
             met.synthesize(max_iter=iterations, store_progress=every, stop_criterion=-1.0,
                            stop_iters_to_check=iterations)  # fmt: skip
@@ -123,12 +158,40 @@ def run_plenoptic(iterations: int, every: int) -> dict:
             saved.append(met.saved_metamer.detach())
         wall = time.perf_counter() - t
         # saved_metamer[k] is the metamer after k * every iterations (k = 0 is the initial image)
-        stack = torch.stack(saved)  # (images, snapshots, 1, 3, H, W)
+        stack = torch.stack(saved)  # (stimuli, snapshots, 1, ...)
         snaps = [(k * every, stack[:, k, 0]) for k in range(1, stack.shape[1])]
         if not snaps or snaps[-1][0] != iterations:
             snaps.append((iterations, torch.cat(finals)))
         out[stage] = {"layer": layer, "wall_s": wall, **_fidelity(zoo, layer, x, snaps)}
     return out
+
+
+class _Stop(Exception):
+    pass
+
+
+class _Truncated(torch.nn.Module):
+    """A network up to one layer: its forward stops there (a hook raises once the layer's output exists)."""
+
+    def __init__(self, model: torch.nn.Module, layer: str) -> None:
+        super().__init__()
+        self.model, self.layer = model, dict(model.named_modules())[layer]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        got = {}
+
+        def hook(m, i, o) -> None:
+            got["a"] = o
+            raise _Stop
+
+        handle = self.layer.register_forward_hook(hook)
+        try:
+            self.model(x)
+        except _Stop:
+            pass
+        finally:
+            handle.remove()
+        return got["a"]
 
 
 def run_reference(iterations: int, every: int) -> dict:
@@ -159,7 +222,7 @@ def run_reference(iterations: int, every: int) -> dict:
                 loss.backward()
                 opt.step()
                 with torch.no_grad():
-                    m.clamp_(0, 1)
+                    m.clamp_(*MODALITIES[MODALITY]["bounds"])
                 if it % every == 0:
                     mine.append((it, m.detach().clone()))
             finals.append(m.detach())
@@ -177,7 +240,9 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=25)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--contender", choices=["ours", "plenoptic", "reference"])
+    ap.add_argument("--modality", choices=list(MODALITIES), default="image")
     args = ap.parse_args()
+    _use(args.modality)
     runs = {"ours": run_ours, "plenoptic": run_plenoptic, "reference": run_reference}
     if args.contender:
         res = runs[args.contender](args.iterations, args.every)
@@ -191,7 +256,7 @@ def main() -> None:
     for k in range(args.rounds):
         for name in order if k % 2 == 0 else order[::-1]:
             cmd = [sys.executable, __file__, "--contender", name, "--iterations", str(args.iterations),
-                   "--every", str(args.every)]  # fmt: skip
+                   "--every", str(args.every), "--modality", args.modality]  # fmt: skip
             done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, check=True)
             got = json.loads(done.stdout.splitlines()[-1])
             print(name, f"round {k}", json.dumps(got), flush=True)
@@ -204,14 +269,17 @@ def main() -> None:
                 results[name]["peak_rss_gib"] = max(results[name]["peak_rss_gib"], got["peak_rss_gib"])
     import plenoptic
 
-    n = len(PICTURES)
-    res = {"machine": machine(), "plenoptic": plenoptic.__version__, "iterations": args.iterations, "lr": LR,
-           "pictures": PICTURES, "results": results}  # fmt: skip
-    out = Path(__file__).parent / "results" / "peers"
+    stimuli = PICTURES if args.modality == "image" else WORDS
+    n = len(stimuli)
+    res = {"machine": machine(), "plenoptic": plenoptic.__version__, "modality": args.modality,
+           "iterations": args.iterations, "lr": LR, "stimuli": stimuli, "results": results}  # fmt: skip
+    out = Path(__file__).parent / "results" / ("peers" if args.modality == "image" else "peers_audio")
+    what = ("EfficientNet-Lite0, 224x224, 8 pictures" if args.modality == "image"
+            else "word-standard, 2-second clips through the cochleagram, 8 spoken words")  # fmt: skip
     out.with_suffix(".json").write_text(json.dumps(res, indent=2))
     m = res["machine"]
     lines = [
-        "# metamers against plenoptic and a reference loop (EfficientNet-Lite0, 224x224, 8 pictures)",
+        f"# metamers against plenoptic and a reference loop ({what})",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory']}, GPU: {m['gpu']}; torch {m['torch']}, "
         f"{m['torch_threads']} threads; plenoptic {plenoptic.__version__}.",

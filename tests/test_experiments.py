@@ -306,3 +306,13 @@ def test_responses_go_to_postgresql_by_url(image_run, make_experiment):
     rows = Store(url, lists=4).all_responses()
     assert [r["trial"] for r in rows] == first + rest == list(range(len(exp["lists"][0])))
     assert analyze_experiment(exp_dir, db_url=url, out=exp_dir / "analysis")["kept"] == 1
+
+
+def test_catch_trials_default_to_what_the_natural_stimuli_leave(image_run, tmp_path):
+    exp = build_experiment(image_run, tmp_path / "a", participants=2, practice=0, trials_per_condition=1)
+    assert exp["catch"] == 2  # 3 natural stimuli: 1 in the natural condition, 2 left for catch trials
+    exp = build_experiment(image_run, tmp_path / "b", participants=2, practice=0)  # as many trials as possible
+    left = 3 - exp["trials_per_condition"]
+    assert exp["catch"] == min(2, left)
+    assert all(sum(t["phase"] == "catch" for t in trials) == exp["catch"] for trials in exp["lists"])
+    assert (exp["exclusion"]["catch_min"] is None) == (exp["catch"] == 0)

@@ -358,6 +358,9 @@ def _cmd_experiment_build(args: argparse.Namespace) -> None:
           f"{exp['practice']} practice and {exp['catch']} catch, {len(exp['lists'])} trial lists)")  # fmt: skip
     for c in exp["conditions"]:
         print(f"  {c['id']:8} {c['model'] or '(natural)':28} {c['stage']}")
+    if exp["catch"] == 0:
+        print("no catch trials: the natural condition uses every natural stimulus (give the run more stimuli, or "
+              "--trials-per-condition 1 --catch 1)")  # fmt: skip
     print(f"completion code: {exp['completion_code']}")
     print(f"researcher token: in {args.out}/researcher_token.txt (progress and export pages ask for it)")
     print(f"serve it: metamers experiment serve {args.out}")
@@ -556,7 +559,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--participants", type=int, default=16, help="distinct trial lists (default: %(default)s)")
     e.add_argument("--practice", type=int, default=3, help="practice trials with feedback (default: %(default)s)")
-    e.add_argument("--catch", type=int, default=2, help="catch trials on natural stimuli (default: %(default)s)")
+    e.add_argument(
+        "--catch",
+        type=int,
+        help="catch trials on natural stimuli (default: 2, or as many as the natural stimuli allow)",
+    )
     e.add_argument("--presentation-ms", type=int, default=200, help="image display time (default: %(default)s)")
     e.add_argument("--completion-code", help="code shown at the end (default: random)")
     e.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")

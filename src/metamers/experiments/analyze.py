@@ -138,7 +138,7 @@ def _figure(exp: dict, summary: list[dict], networks: list[dict], path: Path) ->
 
     models = list(dict.fromkeys(c["model"] for c in exp["conditions"] if c["model"]))
     natural = next(s for s in summary if s["condition"] == "natural")
-    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.6), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(models), figsize=(max(6.5, 4.2 * len(models)), 3.8), squeeze=False, sharey=True)
     for ax, model in zip(axes[0], models, strict=True):
         sel = [s for s in summary if s["model"] == model]
         xs = list(range(len(sel)))
@@ -163,11 +163,12 @@ def _figure(exp: dict, summary: list[dict], networks: list[dict], path: Path) ->
         ax.set_title(f"metamers of {model}", fontsize=9)
         ax.set_ylim(-0.03, 1.05)
         ax.set_xlabel("generation layer", fontsize=8)
-        ax.legend(fontsize=6, loc="upper right")
+        ax.legend(fontsize=6, loc="best")
     axes[0][0].set_ylabel("proportion recognized", fontsize=8)
     n = natural["participants"]
-    fig.suptitle(f"Human recognition ({n} participants, SEM across them) beside networks (dashed)\n"
-                 "black dashed line: humans on natural stimuli; dotted: chance", fontsize=8)  # fmt: skip
+    who = f"{n} participant{'s' if n != 1 else ''}"
+    fig.suptitle(f"Human recognition ({who}; SEM across participants) beside the networks' (dashed)\n"
+                 "black dashed line: humans on the natural stimuli; dotted: chance", fontsize=8)  # fmt: skip
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

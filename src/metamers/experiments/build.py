@@ -104,7 +104,7 @@ def build_experiment(
     trials_per_condition: int | None = None,
     participants: int = 16,
     practice: int = 3,
-    catch: int = 2,
+    catch: int | None = None,
     presentation_ms: int = 200,
     completion_code: str | None = None,
     seed: int = 0,
@@ -130,9 +130,11 @@ def build_experiment(
         the paper and 5 for sounds).
     participants : int
         Number of distinct trial lists; participants beyond it reuse them in turn.
-    practice, catch : int
-        Practice trials (with feedback, on stimuli outside the run) and catch trials (natural stimuli the
-        participant does not see in the natural condition) per participant.
+    practice : int
+        Practice trials per participant (with feedback, on stimuli outside the run).
+    catch : int, optional
+        Catch trials per participant: natural stimuli the participant does not see in the natural condition
+        (default: 2, or as many as the natural stimuli left after the natural condition allow).
     presentation_ms : int
         How long an image is shown before its mask (Geirhos et al. 2018: 200 ms). Sounds play once, whole.
     completion_code : str, optional
@@ -202,7 +204,7 @@ def _build(
     trials_per_condition: int | None,
     participants: int,
     practice: int,
-    catch: int,
+    catch: int | None,
     presentation_ms: int,
     completion_code: str | None,
     seed: int,
@@ -251,8 +253,10 @@ def _build(
     # practice: stimuli outside the run, with feedback
     practice_ids = _practice(out, kind, plan, sources, practice, stimuli, taken, ext)
     if trials_per_condition is None:
-        room = [len(p) for p in pools.values()] + [len(pools["natural"]) - catch]
+        room = [len(p) for p in pools.values()] + [len(pools["natural"]) - (catch or 0)]
         trials_per_condition = max(1, min(*room, 10 if kind == "image" else 5))
+    if catch is None:
+        catch = max(0, min(2, len(pools["natural"]) - trials_per_condition))
     try:
         lists = trial_lists(
             pools,
