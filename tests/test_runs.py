@@ -240,8 +240,8 @@ def test_an_auto_batch_is_decided_by_the_device_once_and_kept_on_resume(tmp_path
     assert (job_batch(plan, gpu=False), job_batch(plan, gpu=True)) == (4, 32)
     assert job_batch(parse_plan({"model": [{"name": "m", "layers": ["x"]}], "batch": 7}), gpu=True) == 7
     log = logging.getLogger("test")
-    assert _resolved_batch(tmp_path, plan, gpu=True, log=log) == 32
-    assert _resolved_batch(tmp_path, plan, gpu=False, log=log) == 32  # resumed on a CPU: the same jobs
+    assert _resolved_batch(tmp_path, plan, has_gpu=lambda: True, log=log) == 32
+    assert _resolved_batch(tmp_path, plan, has_gpu=lambda: False, log=log) == 32  # resumed on a CPU: the same jobs
     assert json.loads((tmp_path / "batch.json").read_text()) == {"batch": 32, "why": "auto, for a GPU"}
     with pytest.raises(PlanError, match='or "auto"'):
         parse_plan({"model": [{"name": "m", "layers": ["x"]}], "batch": 0})

@@ -8,6 +8,7 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import IO
 
 from metamers.experiments.build import load_experiment
 from metamers.experiments.store import Store, default_url
@@ -53,10 +54,13 @@ def _exclusions(exp: dict, store: Store, rows: list[dict]) -> dict[str, str]:
     """participant -> why they are left out (absent when they are kept)."""
     rule = exp["exclusion"]
     out: dict[str, str] = {}
+    by: dict[str, list[dict]] = {}
+    for r in rows:
+        by.setdefault(r["participant"], []).append(r)
     for p in store.all_participants():
         pid = p["external_id"]
         trials = len(exp["lists"][p["list_index"]])
-        mine = [r for r in rows if r["participant"] == pid]
+        mine = by.get(pid, [])
         if rule.get("headphones_min") is not None and p["headphone_passed"] is not None and not p["headphone_passed"]:
             out[pid] = f"failed the headphone check ({p['headphone_correct']} of 6)"
         elif len(mine) < trials:
@@ -115,19 +119,20 @@ def _network_curves(exp: dict) -> list[dict]:
         return []
     from metamers.runs.catalog import Catalog
 
-    try:
-        rows = Catalog(run).query("SELECT * FROM transfer WHERE source = 'png'")
-    except Exception:
-        return []
-    return rows
+    return Catalog(run).query("SELECT * FROM transfer WHERE source = 'png'")
+
+
+def write_csv(f: IO[str], rows: list[dict]) -> None:
+    """Write rows (dicts with the same keys) as CSV with a header; nothing for no rows."""
+    if rows:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
     with path.open("w", newline="") as f:
-        if rows:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+        write_csv(f, rows)
 
 
 def _figure(exp: dict, summary: list[dict], networks: list[dict], path: Path) -> Path:
@@ -145,10 +150,9 @@ def _figure(exp: dict, summary: list[dict], networks: list[dict], path: Path) ->
         ax.errorbar(xs, [s["proportion"] for s in sel], yerr=[0 if math.isnan(s["sem"]) else s["sem"] for s in sel],
                     marker="o", lw=2.2, capsize=3, color="black", label="humans")  # fmt: skip
         layer_x = {s["layer"]: x for x, s in zip(xs, sel, strict=True)}
-        spaces = {"image": ("16-way",), "audio": ()}.get(exp["kind"], ())
         recs = [n for n in networks if n["generator"] == model and n["layer"] in layer_x]
-        if spaces:
-            recs = [n for n in recs if n["label_space"] in spaces] or recs
+        if exp["kind"] == "image":  # the 16-way space where the run has it: the nearer to the people's task
+            recs = [n for n in recs if n["label_space"] == "16-way"] or recs
         for k, rec in enumerate(dict.fromkeys(n["recognizer"] for n in recs)):
             pts = sorted((layer_x[n["layer"]], n["proportion"]) for n in recs if n["recognizer"] == rec)
             own = " (own)" if rec == model else ""

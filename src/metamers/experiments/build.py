@@ -59,11 +59,12 @@ class ExperimentError(ValueError):
 
 def _accepted(run: Path) -> tuple[list[dict], object]:
     from metamers.runs.catalog import Catalog
-    from metamers.runs.run import plan_of
+    from metamers.runs.plan import PlanError
+    from metamers.runs.run import RunError, plan_of
 
     try:
         plan = plan_of(run)
-    except Exception as exc:
+    except (RunError, PlanError) as exc:
         raise ExperimentError(str(exc)) from None
     rows = Catalog(run).query(
         "SELECT m.model, m.layer, m.stimulus, j.stage, j.kind FROM metamers m "
@@ -349,10 +350,7 @@ def _practice(out: Path, kind: str, plan, sources: list[str], n: int, stimuli: d
         x, _ = load_photos(names, size=224)
         for i, name in enumerate(names):
             sid = _new_id(taken)
-            tmp = out / "stimuli" / f".{sid}.png"
-            save_png(x[i], tmp)
-            _write_png(tmp, out / "stimuli" / f"{sid}.png")
-            tmp.unlink()
+            save_png(x[i], out / "stimuli" / f"{sid}.png")  # a plain 8-bit PNG: no metadata to strip
             stimuli[sid] = {"file": f"stimuli/{sid}.png", "condition": "practice", "source": name}
             stimuli[sid]["answer"] = HUMAN_NAMES[name]
             ids.append(sid)

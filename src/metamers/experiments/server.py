@@ -19,7 +19,6 @@ Routes::
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
 import html
@@ -435,14 +434,11 @@ def create_app(directory: str | os.PathLike, db_url: str | None = None) -> Starl
 
     async def researcher_csv(request: Request) -> Response:
         researcher_only(request)
-        from metamers.experiments.analyze import tidy_trials
+        from metamers.experiments.analyze import tidy_trials, write_csv
 
         rows = await run_in_threadpool(tidy_trials, exp, store)
         buf = io.StringIO()
-        if rows:
-            w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+        write_csv(buf, rows)
         return Response(buf.getvalue(), media_type="text/csv")
 
     async def refused(request: Request, exc: _Refused) -> Response:

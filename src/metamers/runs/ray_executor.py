@@ -66,11 +66,6 @@ def connect(address: str | None = None, workers: int | None = None):
     return ray
 
 
-def _clear() -> None:
-    global _started_here
-    _started_here = False
-
-
 def cluster_gpus(address: str | None = None, workers: int | None = None) -> int:
     """How many GPUs the cluster has (joining or starting it)."""
     return int(connect(address, workers).cluster_resources().get("GPU", 0))
@@ -99,6 +94,7 @@ def run_on_ray(
     max_retries : int
         Retries of a task whose worker died.
     """
+    global _started_here
     from metamers.runs.run import _mark_running, _record
 
     ray = connect(address, workers)
@@ -128,5 +124,5 @@ def run_on_ray(
             ray.cancel(ref, force=True)
         if _started_here:
             ray.shutdown()
-            _clear()
+            _started_here = False
     return results

@@ -182,12 +182,13 @@ def job_batch(plan: Plan, gpu: bool) -> int:
     return plan.batch or AUTO_BATCH["gpu" if gpu else "cpu"]
 
 
-def _resolved_batch(out: Path, plan: Plan, gpu: bool, log: logging.Logger) -> int:
+def _resolved_batch(out: Path, plan: Plan, has_gpu: Callable[[], bool], log: logging.Logger) -> int:
     """The batch of this run: decided once, at its first session, and kept (a run resumed on another device keeps
-    its jobs)."""
+    its jobs).  ``has_gpu`` is asked only when the plan leaves the batch to the device."""
     saved = out / "batch.json"
     if saved.exists():
         return int(json.loads(saved.read_text())["batch"])
+    gpu = plan.batch is None and has_gpu()
     batch = job_batch(plan, gpu)
     why = "the plan's" if plan.batch else f"auto, for a {'GPU' if gpu else 'CPU'}"
     _atomic_write(saved, json.dumps({"batch": batch, "why": why}))
@@ -414,20 +415,23 @@ def run_plan(
             text = path.read_text() if path.is_file() else None
             plan = load_plan(path)
     zoos = {mp.name: _load_model(mp.name) for mp in plan.models}
-    _jobs(plan, zoos, 1)  # every layer exists: checked before anything is written
+    for mp in plan.models:  # every layer exists: checked before anything is written
+        _stages(zoos[mp.name], mp)
     for r in plan.recognizers:
         if r not in zoos:
             _load_model(r)
     _fix_plan(out, plan, text)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     log = _logger(out)
-    if executor == "ray" and not (out / "batch.json").exists() and plan.batch is None:
-        from metamers.runs.ray_executor import cluster_gpus
 
-        gpu = cluster_gpus(address, workers) > 0
-    else:
-        gpu = device.startswith("cuda")
-    jobs = _jobs(plan, zoos, _resolved_batch(out, plan, gpu, log))
+    def has_gpu() -> bool:
+        if executor == "ray":
+            from metamers.runs.ray_executor import cluster_gpus
+
+            return cluster_gpus(address, workers) > 0
+        return device.startswith("cuda")
+
+    jobs = _jobs(plan, zoos, _resolved_batch(out, plan, has_gpu, log))
     catalog = Catalog(out)
     host, pid = socket.gethostname(), os.getpid()
     log.info("session start: pid %d on %s, device %s, %d jobs in the plan %r", pid, host, device, len(jobs), plan.name)
