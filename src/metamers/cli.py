@@ -72,7 +72,7 @@ def _cmd_models(args: argparse.Namespace) -> None:
 def _cmd_synthesize(args: argparse.Namespace) -> None:
     from metamers.settings import SynthesisSettings
     from metamers.stimuli import load_photos, save_png
-    from metamers.synthesis import synthesize
+    from metamers.synthesis import auto_chunk_size, synthesize
 
     zoo = _model_from_spec(args.model, None, args.weights)
     if zoo.kind == "audio":
@@ -85,7 +85,10 @@ def _cmd_synthesize(args: argparse.Namespace) -> None:
     out = Path(args.out)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     why = "asked for" if args.device else ("a GPU is present" if device == "cuda" else "no GPU found")
-    print(f"device {device} ({why}); batch {len(names)} (every stimulus in one optimisation); precision float32")
+    precision, pwhy = _precision(args.precision)
+    chunk = auto_chunk_size(device, len(names))
+    print(f"device {device} ({why}); batch {len(names)} (every stimulus in one optimisation, {chunk} at a time "
+          f"through the model); precision {precision} ({pwhy})")  # fmt: skip
     result = synthesize(
         zoo.module,
         x.to(device),
@@ -94,7 +97,9 @@ def _cmd_synthesize(args: argparse.Namespace) -> None:
         checkpoint=out / "checkpoints" / f"{zoo.name}_{args.layer}.pt",
         checkpoint_every=args.checkpoint_every,
         progress=None if not args.quiet else False,
+        precision=precision,
     )
+    _say_speed(result)
     result.extra.update(model=zoo.name, stimuli=list(names))
     path = result.save(out / f"{zoo.name}_{args.layer}.safetensors")
     labels = zoo.predict(result.metamers)
@@ -106,6 +111,21 @@ def _cmd_synthesize(args: argparse.Namespace) -> None:
         same = "same label" if labels[i] == originals[i] else "label differs"
         print(f"  {n}: {zoo.labels[int(originals[i])]} -> {zoo.labels[int(labels[i])]} ({same})")
     print(f"wrote {path} and PNGs under {out}")
+
+
+def _precision(asked: str) -> tuple[str, str]:
+    """The forward pass's arithmetic for ``--precision`` and why."""
+    if asked != "auto":
+        return asked, "asked for"
+    return "float32", "full fidelity; lower precision is measured in benchmarks/results/synthesis_options.md"
+
+
+def _say_speed(result) -> None:
+    sp = result.extra.get("speed", {})
+    its = sum(result.stop_iteration) / max(result.elapsed_s, 1e-9)
+    folded = sp.get("batchnorm_folded", 0)
+    print(f"speed: {its:.1f} metamer-iterations/s; {sp.get('memory_format', 'contiguous')} memory; "
+          f"batch norm folded into {folded} convolution{'s' if folded != 1 else ''}")  # fmt: skip
 
 
 def _synthesize_audio(zoo, args: argparse.Namespace) -> None:
@@ -428,6 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", default="metamers-output", help="output directory; rerun to resume (default: %(default)s)")
     q.add_argument("--checkpoint-every", type=int, default=500, help="iterations between checkpoints")
     q.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when present, else cpu)")
+    q.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="arithmetic of the model's forward pass (default: auto = float32; bfloat16/float16 are faster "
+                   "on GPUs with tensor cores and cost some fidelity)")  # fmt: skip
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(func=_cmd_synthesize)
 

@@ -13,8 +13,10 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -22,6 +24,7 @@ from torch import nn
 
 from metamers import noise
 from metamers._checkpoint import load_checkpoint, save_checkpoint
+from metamers._fastpath import channels_last, folded_batchnorm, has_conv2d
 from metamers.settings import SynthesisSettings
 from metamers.similarity import spearman
 from metamers.taps import Taps, frozen
@@ -294,6 +297,9 @@ def synthesize(
     device: str | torch.device | None = None,
     callback: Callable[[int, torch.Tensor], None] | None = None,
     chunk_size: int | None = None,
+    fold_batchnorm: bool = True,
+    memory_format: str = "auto",
+    precision: str = "float32",
     **changes: object,
 ) -> SynthesisResult:
     """Synthesize one metamer per stimulus, matching the activations of ``layer``.
@@ -324,6 +330,18 @@ def synthesize(
     chunk_size : int, optional
         Items per forward/backward pass; the result is the same whatever it is (items are independent).  Default:
         :func:`auto_chunk_size` (two on a CPU, the whole batch on a GPU).
+    fold_batchnorm : bool
+        During the optimisation, fold eval-mode batch norms into the convolutions that feed them (the same function,
+        one memory pass fewer each way; pairs are found and checked on a probe pass, and the model is restored).
+    memory_format : {"auto", "channels_last", "contiguous"}
+        Memory layout of the model's 4-d weights and of image metamers during the optimisation.  ``auto``:
+        channels-last when the model has 2-d convolutions (faster with oneDNN and cuDNN), else unchanged.
+    precision : {"float32", "bfloat16", "float16"}
+        Arithmetic of the model's forward pass (autocast; the metamers, the loss and Adam stay in float32).  Lower
+        precision is faster on GPUs with tensor cores and costs some fidelity (see ``benchmarks/``); on a CPU
+        bfloat16 was measured no faster, so float32 is the default.
+
+    What was used is recorded in ``result.extra["speed"]``.
 
     Returns
     -------
@@ -348,15 +366,52 @@ def synthesize(
     if x0.shape != stimuli.shape:
         raise ValueError(f"init has shape {tuple(x0.shape)}, the stimuli {tuple(stimuli.shape)}.")
     fingerprint = _digest(settings.to_json(), layer, stimuli_cpu, x0)
+    if memory_format not in MEMORY_FORMATS:
+        raise ValueError(f"memory_format must be one of {MEMORY_FORMATS}, got {memory_format!r}.")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}.")
 
     with frozen(model):
         taps = Taps(model, [layer], linear_grad=layer if settings.linear_grad_relu else None)
         with torch.no_grad():
             target = taps(stimuli.to(device))[layer].detach().clone()
-        return _optimise(
+        last = memory_format == "channels_last" or (memory_format == "auto" and has_conv2d(model))
+        speed = {"batchnorm_folded": 0, "memory_format": "channels_last" if last else "contiguous",
+                 "precision": precision}  # fmt: skip
+
+        @contextmanager
+        def faster(x: torch.Tensor) -> Iterator[None]:
+            with ExitStack() as stack:
+                if last:
+                    stack.enter_context(channels_last(model))
+                if fold_batchnorm:
+                    modules = dict(model.named_modules())
+                    keep = {modules[lay.module] for lay in taps.layers}
+                    run = partial(_forward, taps, layer, precision, device.type)
+                    probe = x.detach()[:1]
+                    speed["batchnorm_folded"] = stack.enter_context(folded_batchnorm(model, run, probe, keep))
+                yield
+
+        result = _optimise(
             taps, target, stimuli_cpu, x0, layer, settings, device, fingerprint,
-            checkpoint, checkpoint_every, progress, callback, chunk_size,
+            checkpoint, checkpoint_every, progress, callback, chunk_size, faster, last, precision,
         )  # fmt: skip
+        result.extra["speed"] = speed
+        return result
+
+
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
+PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _forward(taps: Taps, layer: str, precision: str, device_type: str, x: torch.Tensor) -> torch.Tensor:
+    """The generation layer's activations for ``x``, in float32 whatever the arithmetic inside."""
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return taps(x)[layer]
+    with torch.autocast(device_type, dtype=dtype):
+        acts = taps(x)[layer]
+    return acts.float()
 
 
 def _optimise(
@@ -373,10 +428,16 @@ def _optimise(
     progress: bool | None,
     callback: Callable[[int, torch.Tensor], None] | None,
     chunk_size: int | None,
+    faster: Callable[[torch.Tensor], AbstractContextManager],
+    last: bool,
+    precision: str,
 ) -> SynthesisResult:
     n = x0.shape[0]
     chunk = auto_chunk_size(device, n) if chunk_size is None else max(1, int(chunk_size))
-    x = x0.clone().to(device).requires_grad_(True)
+    x = x0.clone().to(device)
+    if last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
     opt: torch.optim.Optimizer
     opt = _adam([x], s.lr) if s.optimizer == "adam" else _L2Step([x], lr=s.lr)
     bshape = (n,) + (1,) * (x.dim() - 1)
@@ -414,7 +475,7 @@ def _optimise(
             {
                 "fingerprint": fingerprint,
                 "iteration": iteration,
-                "x": x.detach().cpu(),
+                "x": x.detach().cpu().contiguous(),
                 "optimizer": opt.state_dict(),
                 "active": active.cpu(),
                 "stop_iteration": stop_iteration,
@@ -434,41 +495,43 @@ def _optimise(
     finished = not bool(active.any())
     all_active = bool(active.all())
     try:
-        while it < s.iterations and not finished:
-            for group in opt.param_groups:
-                group["lr"] = s.lr_at(it)
-            # items are independent: the same gradients whatever the chunk (a few at a time is cache-friendly on a CPU)
-            grad = torch.empty_like(x)
-            losses = torch.empty(n, dtype=x.dtype, device=device)
-            for a in range(0, n, chunk):
-                xa = x.detach()[a : a + chunk].requires_grad_(True)
-                la = item_losses(taps(xa)[layer], target[a : a + chunk], s.loss)
-                (grad[a : a + chunk],) = torch.autograd.grad(la.sum(), xa)
-                losses[a : a + chunk] = la.detach()
-            if all_active:  # known on the host: no masking, no synchronisation
-                x.grad = grad
-            else:
-                x.grad = torch.where(active.view(bshape), grad, torch.zeros_like(grad))
-            opt.step()
-            x.grad = None
-            if s.bounds is not None:
-                with torch.no_grad():
-                    x.clamp_(*s.bounds)
-            if it % s.record_every == 0:
-                history.append(losses.detach())
-                record_its.append(it)
-            it += 1
-            if callback is not None:
-                callback(it, x)
-            if it % s.check_every == 0 or it == s.iterations:
-                seen = _check(losses, active, x, snapshot, snapshot_it, opt, it, s, stop_iteration, stop_reason)
-                snapshot, snapshot_it = x.detach().clone(), it
-                finished = not bool(active.any())
-                all_active = bool(active.all())
-                bar.update(it - bar.n)
-                bar.set_postfix_str(f"median loss {float(seen.nanmedian()):.4g}")
-            if ckpt is not None and it % checkpoint_every == 0:
-                save(it)
+        with faster(x):
+            while it < s.iterations and not finished:
+                for group in opt.param_groups:
+                    group["lr"] = s.lr_at(it)
+                # items are independent: the same gradients whatever the chunk (a few at a time is cache-friendly
+                # on a CPU)
+                grad = torch.empty_like(x)
+                losses = torch.empty(n, dtype=x.dtype, device=device)
+                for a in range(0, n, chunk):
+                    xa = x.detach()[a : a + chunk].requires_grad_(True)
+                    la = item_losses(_forward(taps, layer, precision, device.type, xa), target[a : a + chunk], s.loss)
+                    (grad[a : a + chunk],) = torch.autograd.grad(la.sum(), xa)
+                    losses[a : a + chunk] = la.detach()
+                if all_active:  # known on the host: no masking, no synchronisation
+                    x.grad = grad
+                else:
+                    x.grad = torch.where(active.view(bshape), grad, torch.zeros_like(grad))
+                opt.step()
+                x.grad = None
+                if s.bounds is not None:
+                    with torch.no_grad():
+                        x.clamp_(*s.bounds)
+                if it % s.record_every == 0:
+                    history.append(losses.detach())
+                    record_its.append(it)
+                it += 1
+                if callback is not None:
+                    callback(it, x)
+                if it % s.check_every == 0 or it == s.iterations:
+                    seen = _check(losses, active, x, snapshot, snapshot_it, opt, it, s, stop_iteration, stop_reason)
+                    snapshot, snapshot_it = x.detach().clone(), it
+                    finished = not bool(active.any())
+                    all_active = bool(active.all())
+                    bar.update(it - bar.n)
+                    bar.set_postfix_str(f"median loss {float(seen.nanmedian()):.4g}")
+                if ckpt is not None and it % checkpoint_every == 0:
+                    save(it)
     finally:
         bar.close()
     elapsed += time.perf_counter() - t0
@@ -479,7 +542,7 @@ def _optimise(
         final_acts = taps(x.detach())[layer]
         final = item_losses(final_acts, target, s.loss).double().cpu()
     return SynthesisResult(
-        metamers=x.detach().cpu(),
+        metamers=x.detach().cpu().contiguous(),
         stimuli=stimuli,
         initial=x0,
         targets=target.cpu(),
