@@ -29,8 +29,10 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/synthesis_overhead.py
+	$(BIN)/python benchmarks/synthesis_options.py
 	$(BIN)/python benchmarks/null_speed.py
 	$(BIN)/python benchmarks/peers.py
+	$(BIN)/python benchmarks/peers.py --modality audio --iterations 60
 	$(BIN)/python benchmarks/ray_workers.py
 
 clean:

@@ -17,7 +17,7 @@ Speed (seconds per iteration of the whole batch, best of ``--repeats`` alternati
 Fidelity (``--fidelity-iterations``, default 150): median Spearman rho at the generation layer of the final metamers,
 for float32 and each lower precision, from the same start.
 
-Run by hand:  .venv/bin/python benchmarks/synthesis_options.py [--device cuda]
+Run by hand:  .venv/bin/python benchmarks/synthesis_options.py [--device cuda] [--no-compile]
 It writes benchmarks/results/synthesis_options.{json,md} (``synthesis_options_cuda`` on a GPU).
 """
 

@@ -76,21 +76,22 @@ class _L2Step(torch.optim.Optimizer):
                 p.add_(g / (norm + 1e-10), alpha=-group["lr"])
 
 
-CPU_CHUNK = 2
+CPU_CHUNK = 4
 
 
 def auto_chunk_size(device: torch.device | str, n: int) -> int:
-    """How many items go through the model together: the whole batch on a GPU, two at a time on a CPU.
+    """How many items go through the model together: the whole batch on a GPU, four at a time on a CPU.
 
     On a CPU the batch is still one optimisation (one Adam step for all items), but the forward and backward passes run
-    on a few items at a time: their activations stay in cache. Measured once by hand (``synthesize`` with chunk sizes
-    1, 2, 4, 8, 20 iterations each) on a 2-core AMD EPYC with EfficientNet-Lite0 at 224x224 and 8 pictures: two at a
-    time cost 22 / 32 / 45 ms per item-iteration at an early / middle / late stage, all eight together 63 / 42 / 49 ms.
+    on a few items at a time: their activations stay in cache. Measured by ``benchmarks/synthesis_options.py`` on a
+    2-core AMD EPYC with EfficientNet-Lite0 at 224x224 and 8 pictures, with the default fast paths: 1, 2, 4 and 8 at a
+    time ran 95 / 102 / 109 / 40 metamer-iterations per second at an early stage, 76 / 92 / 107 / 42 at a middle one
+    and 40 / 53 / 66 / 44 at a late one.
 
     Examples
     --------
     >>> auto_chunk_size("cpu", 8), auto_chunk_size("cuda", 8)
-    (2, 8)
+    (4, 8)
     """
     return min(n, CPU_CHUNK) if torch.device(device).type == "cpu" else n
 
@@ -329,7 +330,7 @@ def synthesize(
         Called as ``callback(iteration, metamers)`` after every step (for monitoring; keep it cheap).
     chunk_size : int, optional
         Items per forward/backward pass; the result is the same whatever it is (items are independent).  Default:
-        :func:`auto_chunk_size` (two on a CPU, the whole batch on a GPU).
+        :func:`auto_chunk_size` (four on a CPU, the whole batch on a GPU).
     fold_batchnorm : bool
         During the optimisation, fold eval-mode batch norms into the convolutions that feed them (the same function,
         one memory pass fewer each way; pairs are found and checked on a probe pass, and the model is restored).
