@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/synthesis_overhead.py
 	$(BIN)/python benchmarks/synthesis_options.py
+	$(BIN)/python benchmarks/chunk_size.py
 	$(BIN)/python benchmarks/null_speed.py
 	$(BIN)/python benchmarks/peers.py
 	$(BIN)/python benchmarks/peers.py --modality audio --iterations 60

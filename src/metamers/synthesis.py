@@ -76,22 +76,23 @@ class _L2Step(torch.optim.Optimizer):
                 p.add_(g / (norm + 1e-10), alpha=-group["lr"])
 
 
-CPU_CHUNK = 4
+CPU_CHUNK = 2
 
 
 def auto_chunk_size(device: torch.device | str, n: int) -> int:
-    """How many items go through the model together: the whole batch on a GPU, four at a time on a CPU.
+    """How many items go through the model together: the whole batch on a GPU, two at a time on a CPU.
 
     On a CPU the batch is still one optimisation (one Adam step for all items), but the forward and backward passes run
-    on a few items at a time: their activations stay in cache. Measured by ``benchmarks/synthesis_options.py`` on a
-    2-core AMD EPYC with EfficientNet-Lite0 at 224x224 and 8 pictures, with the default fast paths: 1, 2, 4 and 8 at a
-    time ran 95 / 102 / 109 / 40 metamer-iterations per second at an early stage, 76 / 92 / 107 / 42 at a middle one
-    and 40 / 53 / 66 / 44 at a late one.
+    on a few items at a time: their activations stay in cache. Measured by ``benchmarks/chunk_size.py`` (each size in
+    fresh processes) on a 2-core AMD EPYC with EfficientNet-Lite0 at 224x224, 8 pictures and the default fast paths:
+    two at a time was the fastest at all three stages (6.3 / 9.1 / 16.6 ms per item-iteration at an early / middle /
+    late stage; one at a time 6.7 / 12.3 / 22.2; four and eight up to 1.8x and 3.2x slower at the early stage, see
+    ``benchmarks/results/chunk_size.md``).
 
     Examples
     --------
     >>> auto_chunk_size("cpu", 8), auto_chunk_size("cuda", 8)
-    (4, 8)
+    (2, 8)
     """
     return min(n, CPU_CHUNK) if torch.device(device).type == "cpu" else n
 
@@ -330,7 +331,7 @@ def synthesize(
         Called as ``callback(iteration, metamers)`` after every step (for monitoring; keep it cheap).
     chunk_size : int, optional
         Items per forward/backward pass; the result is the same whatever it is (items are independent).  Default:
-        :func:`auto_chunk_size` (four on a CPU, the whole batch on a GPU).
+        :func:`auto_chunk_size` (two on a CPU, the whole batch on a GPU).
     fold_batchnorm : bool
         During the optimisation, fold eval-mode batch norms into the convolutions that feed them (the same function,
         one memory pass fewer each way; pairs are found and checked on a probe pass, and the model is restored).
