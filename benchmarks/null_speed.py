@@ -7,8 +7,8 @@ scikit-image pictures.  Each contender runs in its own process so that its peak 
   by tiles of the Gram matrix (:func:`metamers.nulls.compute_nulls`, RAM budget 2 GiB);
 - ``scipy``: the same activations held in RAM, then ``scipy.stats.spearmanr`` pair by pair (timed on a sample).
 
-Run by hand:  .venv/bin/python benchmarks/null_speed.py [--stimuli 400]
-Writes benchmarks/results/null_speed.{json,md}.
+Run by hand:  .venv/bin/python benchmarks/null_speed.py [--stimuli 400] [--device cuda]
+Writes benchmarks/results/null_speed.{json,md} (``null_speed_cuda`` on a GPU, where ranking and tiles run there).
 """
 
 from __future__ import annotations
@@ -28,6 +28,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _machine import machine
 
 LAYER = "net._blocks.1._swish@0"
+DEVICE = "cpu"
+
+
+def _sync() -> None:
+    if DEVICE.startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 def _batches(n: int, seed: int = 0):
@@ -49,8 +55,10 @@ def run_ours(n: int) -> dict:
     from metamers.nulls import compute_nulls
 
     zoo = load("efficientnet-lite0")
+    zoo.module.to(DEVICE)
     t = time.perf_counter()
     rho = compute_nulls(zoo.module, [LAYER], _batches(n), n_pairs=None, total=n, max_bytes=2 * 2**30)[LAYER]
+    _sync()
     wall = time.perf_counter() - t
     return {"pairs": int(rho.numel()), "wall_s": wall}
 
@@ -61,14 +69,18 @@ def run_ours_parts(n: int) -> dict:
     from metamers.validation import activations, null_rho, standardized_ranks
 
     zoo = load("efficientnet-lite0")
+    zoo.module.to(DEVICE)
     xs, srcs = zip(*_batches(n), strict=True)
     x, src = torch.cat(xs), torch.cat(srcs)
     t0 = time.perf_counter()
     acts = activations(zoo.module, x, [LAYER], batch_size=16)[LAYER]
+    _sync()
     t1 = time.perf_counter()
-    z = torch.cat([standardized_ranks(acts[i : i + 32]) for i in range(0, n, 32)])
+    z = torch.cat([standardized_ranks(acts[i : i + 32].to(DEVICE)) for i in range(0, n, 32)])
+    _sync()
     t2 = time.perf_counter()
-    rho = null_rho(z, groups=src, max_bytes=2 * 2**30)
+    rho = null_rho(z, groups=src, max_bytes=2 * 2**30, device=DEVICE)
+    _sync()
     t3 = time.perf_counter()
     return {"features": acts.shape[1], "pairs": int(rho.numel()), "activations_s": t1 - t0, "rank_s": t2 - t1,
             "gram_s": t3 - t2}  # fmt: skip
@@ -112,7 +124,10 @@ def main() -> None:
     ap.add_argument("--stimuli", type=int, default=400)
     ap.add_argument("--scipy-pairs", type=int, default=30)
     ap.add_argument("--contender", choices=["ours", "parts", "scipy"])
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (ours only; scipy runs on the CPU)")
     args = ap.parse_args()
+    global DEVICE
+    DEVICE = args.device
     torch.set_num_threads(os.cpu_count() or 1)
     runs = {"ours": lambda: run_ours(args.stimuli), "parts": lambda: run_ours_parts(args.stimuli),
             "scipy": lambda: run_scipy(args.stimuli, args.scipy_pairs)}  # fmt: skip
@@ -120,8 +135,8 @@ def main() -> None:
         print(json.dumps({**runs[args.contender](), "peak_rss_gib": _peak()}))
         return
 
-    ours = child(["--contender", "ours", "--stimuli", str(args.stimuli)])
-    parts = child(["--contender", "parts", "--stimuli", str(args.stimuli)])
+    ours = child(["--contender", "ours", "--stimuli", str(args.stimuli), "--device", args.device])
+    parts = child(["--contender", "parts", "--stimuli", str(args.stimuli), "--device", args.device])
     sp = child(["--contender", "scipy", "--stimuli", str(args.stimuli), "--scipy-pairs", str(args.scipy_pairs)])
     ours_rss, sp_rss = ours["peak_rss_gib"], sp["peak_rss_gib"]
     n, f, pairs = args.stimuli, parts["features"], parts["pairs"]
@@ -138,7 +153,7 @@ def main() -> None:
         "scipy": {**sp, "pairs_per_s": 1 / sp["s_per_pair"], "peak_rss_gib": sp_rss},
         "million_pairs_estimate_s": {"ours": million_s, "scipy": 1_000_000 * sp["s_per_pair"]},
     }
-    out = Path(__file__).parent / "results" / "null_speed"
+    out = Path(__file__).parent / "results" / ("null_speed" + ("_cuda" if args.device.startswith("cuda") else ""))
     out.with_suffix(".json").write_text(json.dumps(res, indent=2))
     m = res["machine"]
     o, s = res["ours"], res["scipy"]

@@ -256,6 +256,10 @@ def _cmd_run(args: argparse.Namespace) -> None:
             raise CLIError(f"{target} is a run directory; resume it with `metamers run {target}` (no --out).")
     elif out is None:
         raise CLIError("give --out DIR, the run directory (rerun the same command to resume).")
+    if args.executor != "ray":
+        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        why = "asked for" if args.device else ("a GPU is present" if device == "cuda" else "no GPU found")
+        print(f"device {device} ({why}); precision float32 ({_precision('auto')[1]})")
     try:
         summary = run_plan(
             target,
