@@ -158,7 +158,7 @@ def test_synthesis_reports_and_uses_the_fast_paths():
 def test_lower_precision_runs_and_is_recorded():
     net, x = conv_bn_net(), torch.rand(2, 3, 16, 16)
     r = synthesize(net, x, "5", iterations=200, lr=0.01, progress=False, precision="bfloat16")
-    assert r.extra["speed"]["precision"] == "bfloat16"
+    assert r.extra["speed"]["precision"] == "bfloat16" and r.extra["speed"]["batchnorm_folded"] == 2
     assert r.metamers.dtype == torch.float32 and (r.layer_rho > 0.8).all()
 
 
