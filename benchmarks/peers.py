@@ -79,18 +79,18 @@ def _peak_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def _more(zoo, x: torch.Tensor, init: torch.Tensor, batch: int, noise):
+def _more(x: torch.Tensor, init: torch.Tensor, batch: int, noise) -> tuple[torch.Tensor, torch.Tensor]:
     """The stimuli repeated to ``batch``, each further copy of the 8 from its own noise (seeds 1, 2, ...)."""
     reps = -(-batch // x.shape[0])
     inits = [init] + [noise(k) for k in range(1, reps)]
-    return zoo, torch.cat([x] * reps)[:batch], torch.cat(inits)[:batch]
+    return torch.cat([x] * reps)[:batch], torch.cat(inits)[:batch]
 
 
 def _setup(batch: int = 8):
     zoo, x, init, noise = _stimuli()
     zoo.module.to(DEVICE)
     if batch > x.shape[0]:
-        zoo, x, init = _more(zoo, x, init, batch, noise)
+        x, init = _more(x, init, batch, noise)
     return zoo, x.to(DEVICE), init.to(DEVICE)
 
 

@@ -27,13 +27,14 @@ import argparse
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _machine import machine
-from synthesis_overhead import bare_forward
+from synthesis_overhead import bare_forward, floor_pass
 
 from metamers import synthesize, white_noise
 from metamers._fastpath import channels_last, folded_batchnorm
@@ -151,17 +152,15 @@ def main() -> None:
 
 def _compiled(zoo, block: int, x: torch.Tensor, layer: str, stage: str, dev: str, chunk: int, args, base: float):
     """The bare truncated pass (folded, channels-last) compiled by inductor: compile time and seconds per iteration."""
-    with channels_last(zoo.module), folded_batchnorm(zoo.module, lambda t: bare_forward(zoo, block, t), x[:1]):
+    forward = partial(bare_forward, zoo, block)
+    with channels_last(zoo.module), folded_batchnorm(zoo.module, forward, x[:1]):
         xl = x.contiguous(memory_format=torch.channels_last)
         with torch.no_grad():
-            target = bare_forward(zoo, block, xl)
-        fwd = torch.compile(lambda t: bare_forward(zoo, block, t))
+            target = forward(xl)
+        compiled = torch.compile(forward)
 
         def step() -> None:
-            for a in range(0, xl.shape[0], chunk):
-                xi = xl[a : a + chunk].detach().requires_grad_(True)
-                loss = (fwd(xi) - target[a : a + chunk]).pow(2).flatten(1).sum(1).sum()
-                torch.autograd.grad(loss, xi)
+            floor_pass(compiled, xl, target, chunk)
             _sync(dev)
 
         t = time.perf_counter()

@@ -45,6 +45,15 @@ def bare_forward(zoo, block: int, x: torch.Tensor) -> torch.Tensor:
     return h
 
 
+def floor_pass(forward, x: torch.Tensor, target: torch.Tensor, chunk: int) -> None:
+    """One iteration's bare passes: ``forward``, the squared error, the backward pass to the input, ``chunk`` items
+    at a time (the same chunks as ours, for the same cache behaviour)."""
+    for a in range(0, x.shape[0], chunk):
+        xi = x[a : a + chunk].clone().requires_grad_(True)
+        loss = (forward(xi) - target[a : a + chunk]).pow(2).flatten(1).sum(1).sum()
+        torch.autograd.grad(loss, xi)
+
+
 def time_loop(fn, n: int) -> float:
     """Seconds per call of ``fn`` over ``n`` back-to-back calls (after one warm-up call)."""
     fn()
@@ -83,20 +92,15 @@ def main() -> None:
         with torch.no_grad():
             target = bare_forward(zoo, block, x)
 
-        def floor_step(block=block, target=target, x=x):
-            for a in range(0, x.shape[0], chunk):  # the same chunks as ours, for the same cache behaviour
-                xi = x[a : a + chunk].clone().requires_grad_(True)
-                loss = (bare_forward(zoo, block, xi) - target[a : a + chunk]).pow(2).flatten(1).sum(1).sum()
-                torch.autograd.grad(loss, xi)
-
+        forward = partial(bare_forward, zoo, block)
         n = args.iterations
         synthesize(zoo.module, x, layer, iterations=3, progress=False)  # warm-up
         floors, fast_floors, ours = [], [], []
         for _ in range(args.repeats):  # alternate, so that all three see the same machine state
-            floors.append(time_loop(floor_step, n))
-            with channels_last(zoo.module), folded_batchnorm(zoo.module, partial(bare_forward, zoo, block), x[:1]):
+            floors.append(time_loop(partial(floor_pass, forward, x, target, chunk), n))
+            with channels_last(zoo.module), folded_batchnorm(zoo.module, forward, x[:1]):
                 xl = x.contiguous(memory_format=torch.channels_last)
-                fast_floors.append(time_loop(partial(floor_step, x=xl), n))
+                fast_floors.append(time_loop(partial(floor_pass, forward, xl, target, chunk), n))
             ours.append(synthesize(zoo.module, x, layer, iterations=n, progress=False).elapsed_s / n)
         t_floor, t_fast, t_ours = min(floors), min(fast_floors), min(ours)
         rows.append(

@@ -83,8 +83,7 @@ def _cmd_synthesize(args: argparse.Namespace) -> None:
     changes = {k: v for k, v in given.items() if v is not None}
     settings = SynthesisSettings.preset(args.preset, **changes)
     out = Path(args.out)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    why = "asked for" if args.device else ("a GPU is present" if device == "cuda" else "no GPU found")
+    device, why = _device(args.device)
     precision, pwhy = _precision(args.precision)
     chunk = auto_chunk_size(device, len(names))
     print(f"device {device} ({why}); batch {len(names)} (every stimulus in one optimisation, {chunk} at a time "
@@ -113,6 +112,13 @@ def _cmd_synthesize(args: argparse.Namespace) -> None:
     print(f"wrote {path} and PNGs under {out}")
 
 
+def _device(asked: str | None) -> tuple[str, str]:
+    """The device for ``--device`` (a GPU when present) and why."""
+    if asked:
+        return asked, "asked for"
+    return ("cuda", "a GPU is present") if torch.cuda.is_available() else ("cpu", "no GPU found")
+
+
 def _precision(asked: str) -> tuple[str, str]:
     """The forward pass's arithmetic for ``--precision`` and why."""
     if asked != "auto":
@@ -121,10 +127,10 @@ def _precision(asked: str) -> tuple[str, str]:
 
 
 def _say_speed(result) -> None:
-    sp = result.extra.get("speed", {})
+    sp = result.extra["speed"]
     its = sum(result.stop_iteration) / max(result.elapsed_s, 1e-9)
-    folded = sp.get("batchnorm_folded", 0)
-    print(f"speed: {its:.1f} metamer-iterations/s; {sp.get('memory_format', 'contiguous')} memory; "
+    folded = sp["batchnorm_folded"]
+    print(f"speed: {its:.1f} metamer-iterations/s; {sp['memory_format']} memory; "
           f"batch norm folded into {folded} convolution{'s' if folded != 1 else ''}")  # fmt: skip
 
 
@@ -257,9 +263,9 @@ def _cmd_run(args: argparse.Namespace) -> None:
     elif out is None:
         raise CLIError("give --out DIR, the run directory (rerun the same command to resume).")
     if args.executor != "ray":
-        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        why = "asked for" if args.device else ("a GPU is present" if device == "cuda" else "no GPU found")
-        print(f"device {device} ({why}); precision float32 ({_precision('auto')[1]})")
+        device, why = _device(args.device)
+        precision, pwhy = _precision("auto")
+        print(f"device {device} ({why}); precision {precision} ({pwhy})")
     try:
         summary = run_plan(
             target,
