@@ -1,13 +1,23 @@
 # Set-up, demo, tests.  Everything installs into .venv; torch is installed first, pinned, so nothing pulls another.
+# The Debian packages the demo and the tests need are installed by scripts/system-packages (apt-get as root,
+# `sudo -n` where that works; otherwise it stops with the one command to run).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test lint bench clean
+.PHONY: install system-demo system-test demo test lint bench clean
 
-install: $(STAMP)
+install: system-demo $(STAMP)
+
+# espeak-ng, flite, the recorded words (and python3-venv): what `make demo` needs.
+system-demo:
+	@PYTHON=$(PYTHON) scripts/system-packages demo
+
+# Those, and Chromium with its driver and PostgreSQL: what `make test` needs.
+system-test:
+	@PYTHON=$(PYTHON) scripts/system-packages test
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,14 +26,14 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-demo: $(STAMP)
+demo: system-demo $(STAMP)
 	$(BIN)/metamers demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+test: system-test lint
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

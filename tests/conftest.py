@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -82,13 +84,19 @@ def image_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def audio_run(tmp_path_factory):
     """A finished run: word-standard metamers of 3 espeak-ng words at the cochleagram and conv_0."""
-    from metamers.audio.speech import SpeechSourceMissing, synthesize_word
-
-    try:
-        synthesize_word("may", engine="espeak-ng")
-    except SpeechSourceMissing:
-        pytest.skip("espeak-ng is not installed")
     return _run(tmp_path_factory, "audio-run", _AUDIO_RUN)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A PostgreSQL database for the tests: ``$METAMERS_TEST_POSTGRES`` if set, else a throwaway server started here."""
+    from _postgres import postgres_server
+
+    if os.environ.get("METAMERS_TEST_POSTGRES"):
+        yield os.environ["METAMERS_TEST_POSTGRES"]
+        return
+    with postgres_server() as url:
+        yield url
 
 
 @pytest.fixture

@@ -13,13 +13,7 @@ import pytest
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)),
-        reason=f"needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)",
-    ),
-]
+pytestmark = pytest.mark.slow
 
 DESKTOP = (1280, 900)
 PHONE = (390, 844)
@@ -57,6 +51,9 @@ def serving(directory, db_url):
 @pytest.fixture(scope="module")
 def chromium(tmp_path_factory):
     """One headless Chromium for the module (each test serves on its own port: its own origin and storage)."""
+    for program in (CHROMIUM, CHROMEDRIVER):
+        if not os.access(program, os.X_OK):
+            pytest.fail(f"{program} is missing: `make test` installs Debian's chromium and chromium-driver")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.selenium_manager import SeleniumManager

@@ -283,13 +283,9 @@ def test_analysis_excludes_who_the_rules_exclude_and_writes_tidy_csvs(image_run,
     assert saved["kept"] == 1
 
 
-def test_responses_go_to_postgresql_by_url(image_run, make_experiment):
-    """Runs where PostgreSQL is up (CI starts one and sets METAMERS_TEST_POSTGRES to its URL)."""
-    import os
-
-    url = os.environ.get("METAMERS_TEST_POSTGRES")
-    if not url:
-        pytest.skip("set METAMERS_TEST_POSTGRES=postgresql+psycopg://USER:PW@HOST/DB to test PostgreSQL")
+def test_responses_go_to_postgresql_by_url(image_run, make_experiment, postgres_url):
+    """On a PostgreSQL server the suite starts itself (or the one ``$METAMERS_TEST_POSTGRES`` names)."""
+    url = postgres_url
     from metamers.experiments.store import _meta
 
     store = Store(url, lists=1)

@@ -85,8 +85,6 @@ def test_demo_runs_images_and_sounds_to_a_report(tmp_path):
     from metamers.demo import format_summary, run_demo
 
     summary = run_demo(out=tmp_path, iterations=5, images=1, words=1, pairs=100, progress=False)
-    if summary["audio_skipped"]:
-        pytest.skip(summary["audio_skipped"])
     assert summary["jobs"] == {"done": 6, "failed": 0}  # 3 image stages + 3 audio stages, one stimulus each
     page = (tmp_path / "report.html").read_text()
     assert "efficientnet-lite0" in page and "word-standard" in page and "<audio" in page
@@ -94,6 +92,15 @@ def test_demo_runs_images_and_sounds_to_a_report(tmp_path):
     text = format_summary(summary)
     assert "report: " in text and "metamers accepted" in text
     assert all("Figure 5" in t["text"] for t in summary["trends"])
+
+
+def test_the_demo_without_its_speech_sources_stops_at_once_naming_the_fix(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("METAMERS_ASTERISK_DIR", str(tmp_path / "no-recordings"))
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "asterisk-core-sounds-en-wav" in err
+    assert "make demo" in err and "--no-audio" in err
+    assert not (tmp_path / "demo").exists()  # nothing started
 
 
 def test_cli_relu_compare_writes_figure_and_csv(tmp_path, capsys):

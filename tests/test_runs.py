@@ -170,12 +170,6 @@ def test_a_run_killed_with_sigkill_resumes_without_recomputing(tmp_path):
 
 @pytest.mark.slow
 def test_an_audio_plan_writes_wavs_cochleagrams_and_a_playable_report(tmp_path):
-    from metamers.audio.speech import SpeechSourceMissing, synthesize_word
-
-    try:
-        synthesize_word("may", engine="espeak-ng")
-    except SpeechSourceMissing:
-        pytest.skip("espeak-ng is not installed")
     plan = tmp_path / "plan.toml"
     plan.write_text(
         'name = "words"\n[stimuli]\nwords = ["may"]\nspeech = "espeak-ng"\n'

@@ -229,18 +229,21 @@ def _cmd_relu_compare(args: argparse.Namespace) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
+    from metamers.audio.speech import SpeechSourceMissing
     from metamers.demo import format_summary, run_demo
 
-    audio = False if args.no_audio else None
-    summary = run_demo(
-        out=args.out,
-        iterations=args.iterations,
-        images=args.images,
-        words=args.words,
-        pairs=args.pairs,
-        audio=audio,
-        progress=None if not args.quiet else False,
-    )
+    try:
+        summary = run_demo(
+            out=args.out,
+            iterations=args.iterations,
+            images=args.images,
+            words=args.words,
+            pairs=args.pairs,
+            audio=not args.no_audio,
+            progress=None if not args.quiet else False,
+        )
+    except SpeechSourceMissing as e:
+        raise CLIError(str(e)) from None
     print(format_summary(summary))
     print(f"the demo's run directory: {Path(args.out).resolve()} (`metamers status {args.out}`)")
 
@@ -516,7 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--images", type=int, help="number of pictures, up to 19 (default: 4)")
     q.add_argument("--words", type=int, help="number of spoken words, up to 61 (default: 2)")
     q.add_argument("--pairs", type=int, help="pairs per null distribution (demo: 20000; paper: 1000000)")
-    q.add_argument("--no-audio", action="store_true", help="images only")
+    q.add_argument(
+        "--no-audio", action="store_true", help="the image half alone (by default the demo needs the speech packages)"
+    )
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(func=_cmd_demo)
 

@@ -9,10 +9,10 @@ transfer to the other pretrained networks and the random controls; the report.  
 from __future__ import annotations
 
 import os
-import shutil
 import tomllib
 from importlib.resources import files
 
+from metamers.audio.speech import SpeechSourceMissing, require_source
 from metamers.report.html import figure5_trend
 from metamers.runs.catalog import Catalog
 from metamers.runs.plan import Plan, parse_plan
@@ -21,15 +21,20 @@ from metamers.runs.run import run_plan
 __all__ = ["demo_plan", "format_summary", "run_demo"]
 
 
-def _speech_available() -> str | None:
-    """None when the audio part can run here, else why not."""
-    from pathlib import Path
-
-    if not Path("/usr/share/asterisk/sounds/en_US_f_Allison").is_dir():
-        return "the recorded words need the Debian package asterisk-core-sounds-en-wav"
-    if shutil.which("espeak-ng") is None:
-        return "the speech nulls need the Debian package espeak-ng"
-    return None
+def _require_speech() -> None:
+    """Raise :class:`SpeechSourceMissing` unless the audio half can run here (recorded words, espeak-ng nulls)."""
+    missing = []
+    for source in ("recorded", "espeak-ng"):
+        try:
+            require_source(source)
+        except SpeechSourceMissing as e:
+            missing.append(str(e))
+    if missing:
+        raise SpeechSourceMissing(
+            "the demo's audio half cannot run: "
+            + " ".join(missing)
+            + " (`make demo` installs them; `metamers demo --no-audio` runs the image half alone)"
+        )
 
 
 def demo_plan(
@@ -79,17 +84,17 @@ def run_demo(
     images: int | None = None,
     words: int | None = None,
     pairs: int | None = None,
-    audio: bool | None = None,
+    audio: bool = True,
     progress: bool | None = None,
 ) -> dict:
     """Run the demo plan in ``out`` (resuming what is there); the run summary with the measured Figure 5 trend.
 
-    ``audio=None`` includes the word network when the speech packages are installed, and says so when not.
+    The demo runs whole: with ``audio=True`` (the default) a missing speech source raises
+    :class:`~metamers.audio.speech.SpeechSourceMissing` before anything runs, naming the package. ``audio=False`` runs
+    the image half alone, and the summary says so.
     """
-    note = None
-    if audio is None:
-        note = _speech_available()
-        audio = note is None
+    if audio:
+        _require_speech()
     summary = run_plan(demo_plan(iterations, images, words, pairs, audio), out, progress=progress)
     catalog = Catalog(out)
     cells = catalog.query("SELECT * FROM transfer ORDER BY rowid")
@@ -97,7 +102,7 @@ def run_demo(
         "SELECT DISTINCT m.model, m.layer, j.stage FROM metamers m JOIN jobs j ON j.output = m.result_file"
     )
     summary["trends"] = figure5_trend(cells, {(r["model"], r["layer"]): r["stage"] for r in stages})
-    summary["audio_skipped"] = note
+    summary["audio_skipped"] = None if audio else "images only, as asked (--no-audio)"
     return summary
 
 
@@ -108,7 +113,7 @@ def format_summary(summary: dict) -> str:
         f"jobs done, {summary['jobs']['failed']} failed ({summary['seconds'] / 60:.1f} minutes this session)"
     ]
     if summary.get("audio_skipped"):
-        lines.append(f"audio part skipped: {summary['audio_skipped']}")
+        lines.append(f"audio half not run: {summary['audio_skipped']}")
     lines += [f"failed: {f}" for f in summary["failed"]]
     lines += [t["text"] for t in summary.get("trends", [])]
     if summary["report"]:
