@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from metamers.models.base import ZooModel
 from metamers.models.efficientnet import LITE, lite
 from metamers.models.torchvision_nets import TORCHVISION, find_weights, missing_weights_message, torchvision_model
+from metamers.models.user import build_user_model, registered_user_model
 from metamers.models.word_zoo import (
     COCHLEAGRAM_VIEW,
     RANDOM_TWINS,
@@ -145,11 +146,15 @@ def load(name: str, weights: str | os.PathLike | None = None) -> ZooModel:
     >>> load("efficientnet-lite0").kind
     'image'
 
-    A word network's name with ``:cochleagram`` loads its cochleagram view (:func:`cochleagram_view`): the network
-    without its cochleagram, for metamers optimised on the cochleagram (Figure S9).
+    A name registered with :func:`metamers.models.user.register_user_model` (a plan's own model) builds that
+    model. A word network's name with ``:cochleagram`` loads its cochleagram view (:func:`cochleagram_view`): the
+    network without its cochleagram, for metamers optimised on the cochleagram (Figure S9).
     """
     if name.endswith(COCHLEAGRAM_VIEW):
         return cochleagram_view(load(name.removesuffix(COCHLEAGRAM_VIEW), weights))
+    user = registered_user_model(name)
+    if user is not None:
+        return build_user_model(user)
     entries = _entries()
     if name not in entries:
         close = difflib.get_close_matches(name, list(entries), n=3)
