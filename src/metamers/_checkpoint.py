@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from metamers._files import DamagedFile, set_aside
+
 __all__: list[str] = []
 
 
@@ -22,8 +24,31 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 
 def load_checkpoint(path: Path) -> dict:
-    """Read a checkpoint written by :func:`save_checkpoint` (tensors and plain containers only)."""
+    """Read a checkpoint written by :func:`save_checkpoint` (tensors and plain containers only).
+
+    Raises
+    ------
+    DamagedFile
+        When the file cannot be read (truncated, or not a checkpoint of ours).
+    """
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a file that is not ours, or from an incompatible version
-        raise RuntimeError(f"cannot read checkpoint {path}: {e}. Delete it to start the synthesis afresh.") from e
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated, not ours, or from an incompatible version
+        raise DamagedFile(path, e, "a synthesis sets it aside and starts afresh.") from e
+    if not isinstance(state, dict) or "fingerprint" not in state:
+        raise DamagedFile(path, "not a metamers checkpoint", "a synthesis sets it aside and starts afresh.")
+    return state
+
+
+def resume_state(path: Path | None) -> dict | None:
+    """The checkpoint's state; None without one, or when it is damaged: then it is set aside (``.corrupt``), a
+    warning names it, and the synthesis starts afresh (what it held cannot be read anyway)."""
+    if path is None or not path.exists():
+        return None
+    try:
+        return load_checkpoint(path)
+    except DamagedFile as e:
+        import warnings
+
+        warnings.warn(f"{e} It was set aside as {set_aside(path).name}; starting afresh.", stacklevel=3)
+        return None

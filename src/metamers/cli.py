@@ -3,51 +3,27 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from pathlib import Path
 
 import torch
 
+from metamers._cli_checks import CLIError, check_args, error_line, names, user_errors
+from metamers._cli_checks import device as _device
+from metamers._cli_checks import model_from_spec as _model_from_spec
+from metamers._cli_checks import precision as _precision
+from metamers._cli_checks import say_speed as _say_speed
+
 __all__ = ["main"]
 
 
-class CLIError(Exception):
-    """A user error: printed as one line, exit status 2."""
-
-
-def _model_from_spec(spec: str, input_shape: str | None, weights: str | None = None):
-    """A zoo name, or ``package.module:callable`` returning an nn.Module (called with no arguments)."""
-    from metamers.models import ZooModel, load, wrap
-
-    if ":" in spec and not spec.endswith(":cochleagram"):
-        mod_name, _, attr = spec.partition(":")
-        try:
-            obj = getattr(importlib.import_module(mod_name), attr)
-        except (ImportError, AttributeError) as e:
-            raise CLIError(f"cannot import {spec!r}: {e}") from e
-        module = obj() if callable(obj) and not isinstance(obj, torch.nn.Module) else obj
-        if isinstance(module, ZooModel):
-            return module
-        if not isinstance(module, torch.nn.Module):
-            raise CLIError(f"{spec!r} gave a {type(module).__name__}, not an nn.Module.")
-        if input_shape is None:
-            raise CLIError(f"give --input-shape (e.g. 3,224,224) for {spec!r}.")
-        shape = tuple(int(s) for s in input_shape.split(","))
-        return wrap(module, name=spec, input_shape=shape, labels=[])
-    try:
-        return load(spec, weights=weights)
-    except (KeyError, RuntimeError, FileNotFoundError) as e:
-        raise CLIError(str(e).strip('"')) from e
-
-
 def _cmd_layers(args: argparse.Namespace) -> None:
-    from metamers.taps import list_layers
+    from metamers._cli_checks import layers_of
 
     zoo = _model_from_spec(args.model, args.input_shape, args.weights)
     stage_of = {v: k for k, v in zoo.stages.items()}
-    layers = list_layers(zoo.module, zoo.example())
+    layers = layers_of(zoo)
     if args.stages:
         layers = [lay for lay in layers if lay.name in stage_of]
     print(f"{'layer':44s} {'type':26s} {'shape':18s} {'features':>9s}  relu   stage")
@@ -78,15 +54,15 @@ def _cmd_synthesize(args: argparse.Namespace) -> None:
     if zoo.kind == "audio":
         return _synthesize_audio(zoo, args)
     layer = zoo.layer(args.layer)
-    x, names = load_photos(args.photos.split(","), size=zoo.input_shape[-1])
+    x, photos = load_photos(names(args.photos, "photos"), size=zoo.input_shape[-1])
     given = {"iterations": args.iterations, "lr": args.lr, "seed": args.seed}
     changes = {k: v for k, v in given.items() if v is not None}
     settings = SynthesisSettings.preset(args.preset, **changes)
     out = Path(args.out)
     device, why = _device(args.device)
     precision, pwhy = _precision(args.precision)
-    chunk = auto_chunk_size(device, len(names))
-    print(f"device {device} ({why}); batch {len(names)} (every stimulus in one optimisation, {chunk} at a time "
+    chunk = auto_chunk_size(device, len(photos))
+    print(f"device {device} ({why}); batch {len(photos)} (every stimulus in one optimisation, {chunk} at a time "
           f"through the model); precision {precision} ({pwhy})")  # fmt: skip
     result = synthesize(
         zoo.module,
@@ -99,39 +75,17 @@ def _cmd_synthesize(args: argparse.Namespace) -> None:
         precision=precision,
     )
     _say_speed(result)
-    result.extra.update(model=zoo.name, stimuli=list(names))
+    result.extra.update(model=zoo.name, stimuli=list(photos))
     path = result.save(out / f"{zoo.name}_{args.layer}.safetensors")
     labels = zoo.predict(result.metamers)
     originals = zoo.predict(x)
-    for i, n in enumerate(names):
+    for i, n in enumerate(photos):
         save_png(result.metamers[i], out / "png" / f"{n}_{args.layer}.png")
     print(result.summary())
-    for i, n in enumerate(names):
+    for i, n in enumerate(photos):
         same = "same label" if labels[i] == originals[i] else "label differs"
         print(f"  {n}: {zoo.labels[int(originals[i])]} -> {zoo.labels[int(labels[i])]} ({same})")
     print(f"wrote {path} and PNGs under {out}")
-
-
-def _device(asked: str | None) -> tuple[str, str]:
-    """The device for ``--device`` (a GPU when present) and why."""
-    if asked:
-        return asked, "asked for"
-    return ("cuda", "a GPU is present") if torch.cuda.is_available() else ("cpu", "no GPU found")
-
-
-def _precision(asked: str) -> tuple[str, str]:
-    """The forward pass's arithmetic for ``--precision`` and why."""
-    if asked != "auto":
-        return asked, "asked for"
-    return "float32", "full fidelity; lower precision is measured in benchmarks/results/synthesis_options.md"
-
-
-def _say_speed(result) -> None:
-    sp = result.extra["speed"]
-    its = sum(result.stop_iteration) / max(result.elapsed_s, 1e-9)
-    folded = sp["batchnorm_folded"]
-    print(f"speed: {its:.1f} metamer-iterations/s; {sp['memory_format']} memory; "
-          f"batch norm folded into {folded} convolution{'s' if folded != 1 else ''}")  # fmt: skip
 
 
 def _synthesize_audio(zoo, args: argparse.Namespace) -> None:
@@ -140,8 +94,7 @@ def _synthesize_audio(zoo, args: argparse.Namespace) -> None:
 
     if args.preset != "feather2019":
         raise CLIError("audio synthesis uses the feather2019_audio settings (pink noise at RMS 0.01, Adam).")
-    stages = [s for s in args.layer.split(",") if s]
-    words = [w for w in args.words.split(",") if w]
+    stages, words = names(args.layer, "layer"), names(args.words, "words")
     try:
         results = audio_metamers(
             zoo,
@@ -149,9 +102,9 @@ def _synthesize_audio(zoo, args: argparse.Namespace) -> None:
             stages,
             args.out,
             source=args.speech,
-            iterations=args.iterations or 2000,
-            lr=args.lr or 0.001,
-            seed=args.seed or 0,
+            iterations=2000 if args.iterations is None else args.iterations,  # 0 is 0 iterations
+            lr=0.001 if args.lr is None else args.lr,
+            seed=0 if args.seed is None else args.seed,
             progress=None if not args.quiet else False,
             checkpoint_every=args.checkpoint_every,
         )
@@ -189,7 +142,8 @@ def _cmd_validate(args: argparse.Namespace) -> None:
 def _cmd_transfer(args: argparse.Namespace) -> None:
     from metamers.runs import transfer_dir
 
-    out = transfer_dir(args.directory, args.recognizers.split(","), source=args.source, spaces=args.spaces.split(","))
+    recognizers, spaces = names(args.recognizers, "recognizers"), names(args.spaces, "spaces")
+    out = transfer_dir(args.directory, recognizers, source=args.source, spaces=spaces)
     print(f"{'generator':20s} {'layer':16s} {'recognizer':26s} {'space':8s} {'n':>3s} {'recognized':>10s} {'sem':>6s} "
           f"{'natural':>7s}")  # fmt: skip
     for c in out["cells"]:
@@ -209,8 +163,8 @@ def _cmd_relu_compare(args: argparse.Namespace) -> None:
     from metamers.validation import relu_comparison
 
     zoo = _model_from_spec(args.model, None)
-    layers = [zoo.layer(n) for n in args.layers.split(",")]
-    x, _ = load_photos(args.photos.split(","), size=zoo.input_shape[-1])
+    layers = [zoo.layer(n) for n in names(args.layers, "layers")]
+    x, _ = load_photos(names(args.photos, "photos"), size=zoo.input_shape[-1])
     res = relu_comparison(zoo.module, x, layers, iterations=args.iterations, lr=args.lr, seed=args.seed)
     out = Path(args.out)
     fig = relu_comparison_figure(res, out / "figures" / f"relu_comparison_{zoo.name}.png",
@@ -623,22 +577,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``metamers`` command.
 
-    User errors (bad names, settings, inputs) print one line and exit with status 2; set ``METAMERS_DEBUG=1`` to see
-    the traceback instead.
+    User errors (bad names, settings, inputs, files; :func:`metamers._cli_checks.user_errors`) print one line and exit
+    with status 2; set ``METAMERS_DEBUG=1`` to see the traceback instead.
     """
     import os
     import signal
 
-    from metamers.synthesis import CheckpointMismatch
-
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `metamers layers ... | head` ends quietly
     args = build_parser().parse_args(argv)
     try:
+        check_args(args)
         args.func(args)
-    except (CLIError, CheckpointMismatch, ValueError, KeyError, TypeError) as e:
+    except user_errors() as e:
         if os.environ.get("METAMERS_DEBUG"):
             raise
-        print(f"metamers: error: {str(e).strip(chr(34))}", file=sys.stderr)
+        print(f"metamers: error: {error_line(e)}", file=sys.stderr)
         return 2
     return 0
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from metamers._files import DamagedFile, set_aside
 from metamers.taps import Taps, frozen
 from metamers.validation import null_rho, standardized_ranks
 
@@ -57,11 +58,21 @@ class NullStore:
         return self.directory / f"null_{null_key(**fields)}.safetensors"
 
     def get(self, **fields: object) -> torch.Tensor | None:
-        """The stored null for ``fields``, or None."""
+        """The stored null for ``fields``, or None: also when its file is damaged, which is then set aside
+        (``.corrupt``, with a warning naming it) for the null to be computed again."""
         from safetensors.torch import load_file
 
         path = self._path(fields)
-        return load_file(str(path))["rho"] if path.exists() else None
+        if not path.exists():
+            return None
+        try:
+            return load_file(str(path))["rho"]
+        except Exception as e:  # truncated or overwritten: safetensors' errors have no common class
+            import warnings
+
+            moved = set_aside(path)
+            warnings.warn(f"{DamagedFile(path, e, f'set aside as {moved.name}; computing it again.')}", stacklevel=2)
+            return None
 
     def put(self, rho: torch.Tensor, **fields: object) -> Path:
         """Store a null (atomically)."""

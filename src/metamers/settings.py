@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 from dataclasses import dataclass
 
 __all__ = ["PRESETS", "SynthesisSettings"]
@@ -86,16 +88,26 @@ class SynthesisSettings:
             value = getattr(self, field)
             if value not in allowed:
                 raise ValueError(f"{field}={value!r} is not one of {', '.join(allowed)}.")
-        if self.iterations < 0:
-            raise ValueError(f"iterations must be 0 or more, got {self.iterations}.")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}.")
-        if self.check_every < 1 or self.record_every < 1:
-            raise ValueError("check_every and record_every must be at least 1.")
+        _whole(self, "iterations", 0)
+        _whole(self, "seed", None)
+        _whole(self, "check_every", 1)
+        _whole(self, "record_every", 1)
+        if self.schedule_every is not None:
+            _whole(self, "schedule_every", 1)
+        _number(self, "lr", positive=True)
+        _number(self, "decay_rate", positive=True)
+        if self.init_scale is not None:
+            _number(self, "init_scale", positive=True)
+        if self.stop_loss is not None:
+            _number(self, "stop_loss", positive=False)
+        if not isinstance(self.linear_grad_relu, bool):
+            raise TypeError(f"linear_grad_relu must be true or false, got {self.linear_grad_relu!r}.")
         if self.bounds is not None:
+            if isinstance(self.bounds, str | bytes) or len(self.bounds) != 2:
+                raise TypeError(f"bounds must be (low, high) or None, got {self.bounds!r}.")
             lo, hi = self.bounds
-            if not lo < hi:
-                raise ValueError(f"bounds must be (low, high) with low < high, got {self.bounds}.")
+            if not all(_real(v) and math.isfinite(v) for v in (lo, hi)) or not lo < hi:
+                raise ValueError(f"bounds must be (low, high), finite numbers with low < high, got {self.bounds}.")
             object.__setattr__(self, "bounds", (float(lo), float(hi)))
 
     @property
@@ -157,6 +169,39 @@ class SynthesisSettings:
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
         return cls(**PRESETS[name]).replace(**changes)
+
+
+def _real(v: object) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _kind(v: object) -> str:
+    name = {"str": "string", "int": "whole number", "list": "list", "dict": "table"}.get(type(v).__name__)
+    return f"{v!r} (a {name or type(v).__name__})"
+
+
+def _whole(s: SynthesisSettings, name: str, least: int | None) -> None:
+    """``s.name`` is an int (not a bool, a float or a string) of at least ``least``."""
+    v = getattr(s, name)
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{name} must be a whole number, got {_kind(v)}.")
+    if type(v) is not int:  # e.g. numpy.int64: stored as a plain int (JSON-able)
+        object.__setattr__(s, name, v := int(v))
+    if least is not None and v < least:
+        raise ValueError(f"{name} must be {least} or more, got {v}.")
+
+
+def _number(s: SynthesisSettings, name: str, positive: bool) -> None:
+    """``s.name`` is a finite real number (int or float, not a string), positive when asked."""
+    v = getattr(s, name)
+    if not _real(v):
+        raise TypeError(f"{name} must be a number, got {_kind(v)}.")
+    if type(v) not in (int, float):  # e.g. numpy.float32: stored as a plain float (JSON-able)
+        object.__setattr__(s, name, v := float(v))
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be a finite number, got {v}.")
+    if positive and not v > 0:
+        raise ValueError(f"{name} must be positive, got {v}.")
 
 
 PRESETS: dict[str, dict] = {

@@ -23,8 +23,12 @@ import torch
 from torch import nn
 
 from metamers import noise
-from metamers._checkpoint import load_checkpoint, save_checkpoint
+from metamers._checkpoint import resume_state, save_checkpoint
+from metamers._device import resolve_device
 from metamers._fastpath import channels_last, folded_batchnorm, has_conv2d
+from metamers._files import DamagedFile
+from metamers._inputs import check_inputs, first_pass
+from metamers._optim import L2Step, adam
 from metamers.settings import SynthesisSettings
 from metamers.similarity import spearman
 from metamers.taps import Taps, frozen
@@ -61,21 +65,6 @@ def item_losses(acts: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Te
     raise ValueError(f"unknown loss {kind!r}.")
 
 
-class _L2Step(torch.optim.Optimizer):
-    """x <- x - lr * g / ||g||, the norm taken per item (the 2023 follow-up's projected-gradient step)."""
-
-    def __init__(self, params: list[torch.Tensor], lr: float) -> None:
-        super().__init__(params, {"lr": lr})
-
-    @torch.no_grad()
-    def step(self, closure: None = None) -> None:
-        for group in self.param_groups:
-            for p in group["params"]:
-                g = p.grad
-                norm = g.flatten(1).norm(dim=1).view(-1, *([1] * (g.dim() - 1)))
-                p.add_(g / (norm + 1e-10), alpha=-group["lr"])
-
-
 CPU_CHUNK = 2
 
 
@@ -95,14 +84,6 @@ def auto_chunk_size(device: torch.device | str, n: int) -> int:
     (2, 8)
     """
     return min(n, CPU_CHUNK) if torch.device(device).type == "cpu" else n
-
-
-def _adam(params: list[torch.Tensor], lr: float) -> torch.optim.Adam:
-    """Adam, fused where this torch supports it for the device (an order of magnitude faster on CPU)."""
-    try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
-    except (RuntimeError, ValueError):
-        return torch.optim.Adam(params, lr=lr)
 
 
 @dataclass
@@ -210,12 +191,25 @@ class SynthesisResult:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> SynthesisResult:
-        """Read a result written by :meth:`save`."""
+        """Read a result written by :meth:`save`.
+
+        Raises
+        ------
+        FileNotFoundError
+            When there is no such file.
+        DamagedFile
+            When the file exists but cannot be read (truncated, or not a result of ours); the message names it.
+        """
         from safetensors import safe_open
 
-        with safe_open(str(path), framework="pt") as f:
-            meta = json.loads(f.metadata()["metamers"])
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no synthesis result {path}.")
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = json.loads(f.metadata()["metamers"])
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+        except Exception as e:  # safetensors' errors have no common class; any failure here is a damaged file
+            raise DamagedFile(path, e, "`metamers run` sets it aside and redoes it; else synthesize it again.") from e
         return cls(
             **tensors,
             layer=meta["layer"],
@@ -265,25 +259,6 @@ def _digest(*parts: object) -> str:
         else:
             h.update(str(p).encode())
     return h.hexdigest()
-
-
-def _check_inputs(stimuli: torch.Tensor, settings: SynthesisSettings) -> None:
-    if not isinstance(stimuli, torch.Tensor):
-        raise TypeError(f"stimuli must be a torch.Tensor with the batch first, got {type(stimuli).__name__}.")
-    if not stimuli.is_floating_point():
-        raise TypeError(f"stimuli must be floating point (got {stimuli.dtype}); scale images to [0, 1] floats first.")
-    if stimuli.dim() < 2:
-        raise ValueError(f"stimuli need a batch dimension first, got shape {tuple(stimuli.shape)}.")
-    if not torch.isfinite(stimuli).all():
-        raise ValueError("stimuli contain NaN or inf values.")
-    if settings.bounds is not None:
-        lo, hi = settings.bounds
-        smin, smax = float(stimuli.min()), float(stimuli.max())
-        if smin < lo - 1e-6 or smax > hi + 1e-6:
-            raise ValueError(
-                f"stimuli span [{smin:.4g}, {smax:.4g}] but the input bounds are [{lo:g}, {hi:g}]: "
-                "scale the stimuli into the bounds, or set bounds to the model's input range (or None)."
-            )
 
 
 def synthesize(
@@ -358,8 +333,8 @@ def synthesize(
     True
     """
     settings = (settings or SynthesisSettings()).replace(**changes) if changes else settings or SynthesisSettings()
-    _check_inputs(stimuli, settings)
-    device = torch.device(device) if device is not None else stimuli.device
+    check_inputs(model, stimuli, settings, checkpoint_every)
+    device = resolve_device(device) if device is not None else stimuli.device
     param = next(model.parameters(), None)
     if param is not None and param.device != device:
         model.to(device)
@@ -376,7 +351,7 @@ def synthesize(
     with frozen(model):
         taps = Taps(model, [layer], linear_grad=layer if settings.linear_grad_relu else None)
         with torch.no_grad():
-            target = taps(stimuli.to(device))[layer].detach().clone()
+            target = first_pass(lambda x: taps(x)[layer], stimuli.to(device)).detach().clone()
         last = memory_format == "channels_last" or (memory_format == "auto" and has_conv2d(model))
         speed = {"batchnorm_folded": 0, "memory_format": "channels_last" if last else "contiguous",
                  "precision": precision}  # fmt: skip
@@ -441,7 +416,7 @@ def _optimise(
         x = x.contiguous(memory_format=torch.channels_last)
     x.requires_grad_(True)
     opt: torch.optim.Optimizer
-    opt = _adam([x], s.lr) if s.optimizer == "adam" else _L2Step([x], lr=s.lr)
+    opt = adam([x], s.lr) if s.optimizer == "adam" else L2Step([x], lr=s.lr)
     bshape = (n,) + (1,) * (x.dim() - 1)
     active = torch.ones(n, dtype=torch.bool, device=device)
     stop_iteration = [s.iterations] * n
@@ -452,8 +427,8 @@ def _optimise(
     start, elapsed = 0, 0.0
 
     ckpt = Path(checkpoint) if checkpoint is not None else None
-    if ckpt is not None and ckpt.exists():
-        state = load_checkpoint(ckpt)
+    state = resume_state(ckpt)
+    if state is not None:
         if state["fingerprint"] != fingerprint:
             raise CheckpointMismatch(
                 f"checkpoint {ckpt} was written by a different synthesis (settings, layer, stimuli or initial noise "

@@ -217,6 +217,10 @@ def null_from_activations(
     return null_rho(standardized_ranks(acts), n_pairs=n_pairs, seed=seed, groups=groups, max_bytes=max_bytes)
 
 
+MIN_PAIRS = 10
+"""The fewest pairs a null may have (a plan's ``validation.pairs``, ``metamers validate --pairs``)."""
+
+
 @dataclass(frozen=True)
 class AcceptanceRule:
     """When a metamer counts (paper section 3.1).
@@ -232,6 +236,13 @@ class AcceptanceRule:
 
     same_label: bool = True
     null_percentile: float = 100.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.same_label, bool):
+            raise TypeError(f"same_label must be true or false, got {self.same_label!r}.")
+        p = self.null_percentile
+        if isinstance(p, bool) or not isinstance(p, int | float) or not 0 < p <= 100:
+            raise ValueError(f"null_percentile = {p!r}: give a number in (0, 100] (100: above the null's maximum).")
 
     def threshold(self, null: torch.Tensor) -> float:
         """The rho a metamer must exceed."""

@@ -139,7 +139,12 @@ def read_wav(path: str | Path, sr: int) -> torch.Tensor:
     >>> read_wav(path, 16000).shape
     torch.Size([1600])
     """
-    data, sr_file = soundfile.read(str(path), dtype="float32", always_2d=True)
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no sound file {path}.")
+    try:
+        data, sr_file = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except RuntimeError as e:  # soundfile.LibsndfileError; libsndfile says "System error." for most failures
+        raise ValueError(f"cannot read the sound file {path}: {e}; give a WAV, FLAC or other libsndfile file.") from e
     x = torch.from_numpy(data.mean(axis=1) if data.shape[1] > 1 else data[:, 0].copy())
     if sr_file != sr:
         x = resample(x.double(), int(sr_file), int(sr)).float()

@@ -26,6 +26,17 @@ class Normalize(nn.Module):
         self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.mean.shape[1]
+        if x.dim() != 4 or x.shape[1] != c:  # broadcasting would take 1 channel, or no batch dimension, silently
+            if x.dim() != 4:
+                hint = f"got {x.dim()}-d input" + (": x[None] adds the batch dimension" if x.dim() == 3 else "")
+            else:
+                hint = f"these have {x.shape[1]} channels"
+                if x.shape[1] == 1 and c == 3:
+                    hint += " (grey images: x.expand(-1, 3, -1, -1))"
+                elif x.shape[1] == 4 and c == 3:
+                    hint += " (drop the alpha channel: x[:, :3])"
+            raise ValueError(f"the model takes images (N, {c}, H, W), batch first; {hint}.")
         return (x - self.mean) / self.std
 
 

@@ -7,6 +7,7 @@ import importlib.util
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from metamers.models.base import ZooModel
 from metamers.models.efficientnet import LITE, lite
@@ -165,4 +166,14 @@ def load(name: str, weights: str | os.PathLike | None = None) -> ZooModel:
         ok, why = entry.status()
         if not ok:
             raise RuntimeError(f"model {name!r} is not available here: {why}.")
-    return entry.build(weights=weights)
+        return entry.build(weights=None)
+    if not Path(weights).is_file():
+        raise FileNotFoundError(f"no weights file {weights}; give a state-dict file of the {name} architecture.")
+    try:
+        return entry.build(weights=weights)
+    except Exception as e:  # random bytes, text, another architecture's state dict: torch and safetensors differ
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(
+            f"cannot load the weights {weights} into {name}: {first[:300]}. Give a state-dict file (safetensors or "
+            f"torch.save) of the {name} architecture."
+        ) from e

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from metamers._files import DamagedFile, set_aside
 
 __all__ = ["Catalog"]
 
@@ -92,18 +94,76 @@ class Catalog:
     True
     """
 
-    def __init__(self, directory: str | os.PathLike) -> None:
+    def __init__(self, directory: str | os.PathLike, *, repair: bool = False, readonly: bool = False) -> None:
+        """Open (or create) the catalog of ``directory``.
+
+        Parameters
+        ----------
+        repair : bool
+            A damaged catalog (truncated, overwritten) is set aside as ``catalog.sqlite.corrupt`` and a new one
+            started (``self.repaired`` says where the old one went); a run's next steps make everything in it again
+            from the results.  Without ``repair`` it is a :class:`~metamers._files.DamagedFile`.
+        readonly : bool
+            Only read (``metamers status``): works in a directory this user cannot write; nothing is created.
+
+        Raises
+        ------
+        DamagedFile
+            A damaged catalog, without ``repair``.
+        PermissionError
+            A catalog that cannot be written (a read-only directory), unless ``readonly``.
+        """
         self.path = Path(directory) / "catalog.sqlite"
+        self.readonly, self.repaired = readonly, None
+        if readonly:
+            if not self.path.is_file():
+                raise FileNotFoundError(f"no catalog {self.path}: {self.path.parent} is not a run directory yet.")
+            self._guard(lambda: self.query("SELECT COUNT(*) FROM jobs"), repair=False)
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._guard(self._create, repair)
+
+    def _create(self) -> None:
         with self._connect() as db:
             db.executescript(SCHEMA)
+            (ok,) = db.execute("PRAGMA quick_check").fetchone()
+        if ok != "ok":
+            raise sqlite3.DatabaseError(f"quick_check: {ok}")
+
+    def _guard(self, fn: Callable[[], object], repair: bool) -> None:
+        """Run ``fn``; a damaged file is set aside and ``fn`` run again (``repair``) or a DamagedFile; a file that
+        cannot be written is a PermissionError naming it."""
+        try:
+            fn()
+        except sqlite3.DatabaseError as e:
+            name = getattr(e, "sqlite_errorname", "")
+            if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")):
+                raise PermissionError(
+                    f"cannot write the catalog {self.path} ({e}): the run directory must be writable by this user."
+                ) from e
+            if not repair:
+                raise DamagedFile(self.path, e, "`metamers run` on its directory sets it aside and rebuilds it.") from e
+            for extra in ("-wal", "-shm"):
+                side = self.path.with_name(self.path.name + extra)
+                if side.exists():
+                    set_aside(side)
+            self.repaired = set_aside(self.path)
+            fn()
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         """A connection whose block is one transaction (committed on success, rolled back on error), then closed."""
-        db = sqlite3.connect(self.path, timeout=30)
+        if self.readonly:
+            try:
+                db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+                db.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+            except sqlite3.OperationalError:  # WAL in a directory this user cannot write: read it as it is
+                db = sqlite3.connect(f"file:{self.path}?immutable=1", uri=True)
+        else:
+            db = sqlite3.connect(self.path, timeout=30)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
+            if not self.readonly:
+                db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA foreign_keys=ON")
             with db:
                 yield db
@@ -148,11 +208,14 @@ class Catalog:
                 (model, layer, json.dumps(fields, sort_keys=True), pairs, median, p99, mx),
             )
 
-    def set_transfer(self, cells: Iterable[dict]) -> None:
-        """Insert or replace transfer results (one row per generator, layer, recognizer, label space, source)."""
+    def set_transfer(self, cells: Iterable[dict], replace: bool = False) -> None:
+        """Insert or replace transfer results (one row per generator, layer, recognizer, label space, source); with
+        ``replace``, they replace every earlier transfer row, in the same transaction."""
         cols = ("generator", "layer", "recognizer", "label_space", "source", "n", "proportion", "sem",
                 "natural_accuracy", "natural_sem", "chance", "own")  # fmt: skip
         with self._connect() as db:
+            if replace:
+                db.execute("DELETE FROM transfer")
             db.executemany(
                 f"INSERT OR REPLACE INTO transfer ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
                 [tuple(c[k] for k in cols) for c in cells],

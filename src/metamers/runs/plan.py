@@ -186,9 +186,51 @@ def _check_keys(table: Mapping, allowed: set[str], where: str) -> None:
         )
 
 
+def _kind(v: object) -> str:
+    name = {"str": "string", "int": "whole number", "list": "list", "dict": "table"}.get(type(v).__name__)
+    return f"{v!r} (a {name or type(v).__name__})"
+
+
+def _str(v: object, where: str) -> str:
+    if not isinstance(v, str) or not v:
+        raise PlanError(f'{where} must be a non-empty string, e.g. "x", got {_kind(v)}.')
+    return v
+
+
+def _int(v: object, where: str, least: int | None = None) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise PlanError(f"{where} must be a whole number (no quotes), got {_kind(v)}.")
+    if least is not None and v < least:
+        raise PlanError(f"{where} = {v}: give {least} or more.")
+    return v
+
+
+def _bool(v: object, where: str) -> bool:
+    if not isinstance(v, bool):
+        raise PlanError(f"{where} must be true or false (no quotes), got {_kind(v)}.")
+    return v
+
+
+def _strings(v: object, where: str, choices: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    if not isinstance(v, list | tuple) or not all(isinstance(x, str) and x for x in v):
+        raise PlanError(f'{where} must be a list of names, e.g. ["a", "b"], got {_kind(v)}.')
+    bad = [x for x in v if choices is not None and x not in choices]
+    if bad:
+        raise PlanError(f"{where} has {', '.join(bad)}; choose from {', '.join(choices or ())}.")
+    if len(set(v)) != len(v):
+        raise PlanError(f"{where} lists a name twice: {', '.join(v)}.")
+    return tuple(v)
+
+
+def _table(v: object, where: str) -> Mapping:
+    if not isinstance(v, Mapping):
+        raise PlanError(f"{where} must be a table (a [section] of key = value lines), got {_kind(v)}.")
+    return v
+
+
 def _names(value: object, defaults: tuple[str, ...], known: Mapping | tuple, what: str) -> tuple[str, ...]:
     if isinstance(value, bool) or not isinstance(value, int | list | tuple):
-        raise PlanError(f"stimuli.{what} must be a number or a list of names, got {value!r}.")
+        raise PlanError(f"stimuli.{what} must be a number or a list of names, got {_kind(value)}.")
     if isinstance(value, int):
         if not 1 <= value <= len(defaults):
             raise PlanError(
@@ -196,12 +238,12 @@ def _names(value: object, defaults: tuple[str, ...], known: Mapping | tuple, wha
                 f"{', '.join(list(known)[:30])}...)."
             )
         return tuple(defaults[:value])
-    names = tuple(str(v) for v in value)
+    if not value:
+        raise PlanError(f"stimuli.{what} = []: list at least one name, or give a number (1 to {len(defaults)}).")
+    names = _strings(value, f"stimuli.{what}")
     unknown = [n for n in names if n not in known]
     if unknown:
         raise PlanError(f"unknown {what} {', '.join(unknown)} in stimuli.{what}; choose from {', '.join(known)}.")
-    if len(set(names)) != len(names):
-        raise PlanError(f"stimuli.{what} lists a name twice: {', '.join(names)}.")
     return names
 
 
@@ -214,22 +256,50 @@ def _synthesis(table: Mapping) -> dict:
     )
     out = {}
     for kind, s in table.items():
-        if not isinstance(s, Mapping):
-            raise PlanError(f"[synthesis.{kind}] must be a table of settings.")
+        _table(s, f"[synthesis.{kind}]")
         _check_keys(s, _SETTINGS | {"preset", "checkpoint_every"}, f"[synthesis.{kind}]")
         s = dict(s)
-        if "bounds" in s and s["bounds"] is not None:
+        if isinstance(s.get("bounds"), list):
             s["bounds"] = tuple(s["bounds"])
-        if s.get("preset", _DEFAULT_PRESET[_modality(kind)]) not in PRESETS:
-            raise PlanError(f"[synthesis.{kind}] preset {s['preset']!r} is unknown; choose from {', '.join(PRESETS)}.")
+        if "checkpoint_every" in s:
+            _int(s["checkpoint_every"], f"[synthesis.{kind}] checkpoint_every", least=1)
+        preset = s.get("preset", _DEFAULT_PRESET[_modality(kind)])
+        if not isinstance(preset, str) or preset not in PRESETS:
+            raise PlanError(f"[synthesis.{kind}] preset {preset!r} is unknown; choose from {', '.join(PRESETS)}.")
         out[kind] = s
     return out
+
+
+def _models(models: object) -> tuple[ModelPlan, ...]:
+    if not models or not isinstance(models, list):
+        raise PlanError(
+            'the plan names no models: add a [[model]] table with name = "efficientnet-lite0" (a zoo name).'
+        )
+    plans = []
+    for i, m in enumerate(models):
+        where = f"[[model]] number {i + 1}"
+        _check_keys(_table(m, where), _MODEL, where)
+        if "name" not in m:
+            raise PlanError(f"{where} has no name.")
+        name = _str(m["name"], f"{where} name")
+        layers = m.get("layers", "stages")
+        layers = (_str(layers, f"model {name} layers"),) if isinstance(layers, str) else layers
+        if isinstance(layers, list | tuple) and not layers:
+            raise PlanError(f'model {name} lists no layers; give a list or "stages".')
+        plans.append(ModelPlan(name, _strings(layers, f"model {name} layers")))
+    names = [p.name for p in plans]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise PlanError(f"the plan names the model {', '.join(twice)} twice; give one [[model]] with all its layers.")
+    return tuple(plans)
 
 
 def parse_plan(data: Mapping) -> Plan:
     """A :class:`Plan` from parsed TOML (a dict); raises :class:`PlanError` on any unknown or invalid field.
 
-    Models and layers are checked against the zoo when the run starts (:func:`metamers.runs.run_plan`).
+    Every field is checked for its type (a quoted number, ``same_label = "no"`` or a string where a list belongs is
+    refused, not converted) and its range.  Models and layers are checked against the zoo when the run starts
+    (:func:`metamers.runs.run_plan`).
 
     Examples
     --------
@@ -238,28 +308,15 @@ def parse_plan(data: Mapping) -> Plan:
     """
     from metamers.audio.speech import VOCABULARY
     from metamers.stimuli import IMAGES
+    from metamers.validation import MIN_PAIRS
 
-    _check_keys(data, _TOP, "the plan")
-    models = data.get("model")
-    if not models or not isinstance(models, list):
-        raise PlanError(
-            'the plan names no models: add a [[model]] table with name = "efficientnet-lite0" (a zoo name).'
-        )
-    plans = []
-    for i, m in enumerate(models):
-        _check_keys(m, _MODEL, f"[[model]] number {i + 1}")
-        if "name" not in m:
-            raise PlanError(f"[[model]] number {i + 1} has no name.")
-        layers = m.get("layers", "stages")
-        layers = (layers,) if isinstance(layers, str) else tuple(str(x) for x in layers)
-        if not layers:
-            raise PlanError(f'model {m["name"]} lists no layers; give a list or "stages".')
-        plans.append(ModelPlan(str(m["name"]), layers))
-    stim = data.get("stimuli", {})
+    _check_keys(_table(data, "the plan"), _TOP, "the plan")
+    models = _models(data.get("model"))
+    stim = _table(data.get("stimuli", {}), "[stimuli]")
     _check_keys(stim, _STIMULI, "[stimuli]")
-    val = data.get("validation", {})
+    val = _table(data.get("validation", {}), "[validation]")
     _check_keys(val, _VALIDATION, "[validation]")
-    tra = data.get("transfer", {})
+    tra = _table(data.get("transfer", {}), "[transfer]")
     _check_keys(tra, _TRANSFER, "[transfer]")
     speech = stim.get("speech", "recorded")
     if speech not in _SPEECH:
@@ -267,37 +324,31 @@ def parse_plan(data: Mapping) -> Plan:
     source = val.get("source", "png")
     if source not in ("png", "full"):
         raise PlanError(f'validation.source = {source!r}; choose "png" (what a person sees or hears) or "full".')
-    spaces = tuple(tra.get("spaces", ("imagenet", "16-way")))
-    bad = [s for s in spaces if s not in ("imagenet", "16-way")]
-    if bad:
-        raise PlanError(f"transfer.spaces has {', '.join(bad)}; choose from imagenet, 16-way.")
-    try:
-        plan = Plan(
-            models=tuple(plans),
-            name=str(data.get("name", "metamers")),
-            seed=int(data.get("seed", 0)),
-            batch=None if data.get("batch", "auto") == "auto" else int(data["batch"]),
-            images=_names(stim.get("images", 4), DEFAULT_IMAGES, IMAGES, "images"),
-            words=_names(stim.get("words", 2), DEFAULT_WORDS, VOCABULARY, "words"),
-            speech=speech,
-            synthesis=_synthesis(data.get("synthesis", {})),
-            pairs=int(val.get("pairs", 1_000_000)),
-            percentile=float(val.get("percentile", 100.0)),
-            same_label=bool(val.get("same_label", True)),
-            source=source,
-            recognizers=tuple(str(r) for r in tra.get("recognizers", ())),
-            spaces=spaces,
-        )
-    except (TypeError, ValueError) as e:
-        if isinstance(e, PlanError):
-            raise
-        raise PlanError(f"invalid plan: {e}") from e
-    if plan.batch is not None and plan.batch < 1:
-        raise PlanError(f'batch = {plan.batch}: give 1 or more stimuli per synthesis job, or "auto".')
-    if plan.pairs < 10:
-        raise PlanError(f"validation.pairs = {plan.pairs}: a null needs at least 10 pairs (the paper used 1,000,000).")
-    if not 0 < plan.percentile <= 100:
-        raise PlanError(f"validation.percentile = {plan.percentile}: give a number in (0, 100].")
+    batch = data.get("batch", "auto")
+    if batch != "auto":
+        if isinstance(batch, str) or isinstance(batch, bool) or not isinstance(batch, int):
+            raise PlanError(f'batch = {batch!r}: give a whole number of stimuli per synthesis job, or "auto".')
+        if batch < 1:
+            raise PlanError(f'batch = {batch}: give 1 or more stimuli per synthesis job, or "auto".')
+    percentile = val.get("percentile", 100.0)
+    if isinstance(percentile, bool) or not isinstance(percentile, int | float) or not 0 < percentile <= 100:
+        raise PlanError(f"validation.percentile = {percentile!r}: give a number in (0, 100].")
+    plan = Plan(
+        models=models,
+        name=_str(data.get("name", "metamers"), "name"),
+        seed=_int(data.get("seed", 0), "seed", least=0),
+        batch=None if batch == "auto" else batch,
+        images=_names(stim.get("images", 4), DEFAULT_IMAGES, IMAGES, "images"),
+        words=_names(stim.get("words", 2), DEFAULT_WORDS, VOCABULARY, "words"),
+        speech=speech,
+        synthesis=_synthesis(_table(data.get("synthesis", {}), "[synthesis]")),
+        pairs=_int(val.get("pairs", 1_000_000), "validation.pairs", least=MIN_PAIRS),
+        percentile=float(percentile),
+        same_label=_bool(val.get("same_label", True), "validation.same_label"),
+        source=source,
+        recognizers=_strings(tra.get("recognizers", []), "transfer.recognizers"),
+        spaces=_strings(tra.get("spaces", ["imagenet", "16-way"]), "transfer.spaces", ("imagenet", "16-way")),
+    )
     for kind in ("image", "audio", "cochleagram"):
         try:
             plan.settings(kind)

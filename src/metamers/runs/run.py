@@ -23,18 +23,23 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from metamers._device import resolve_device
+from metamers._files import DamagedFile, safetensors_problem, set_aside
 from metamers.models import ZooModel, load
 from metamers.runs.catalog import Catalog
+from metamers.runs.lock import run_lock
+from metamers.runs.media import initial_noise, media_files, media_path, natural_stimuli, write_media
 from metamers.runs.plan import ModelPlan, Plan, PlanError, load_plan, plan_toml
+from metamers.runs.session import _atomic_write, _Bar, _record_session
+from metamers.runs.status import format_status, run_status
 from metamers.synthesis import SynthesisResult, synthesize
 
 __all__ = ["RunError", "execute_job", "format_status", "media_path", "plan_of", "run_plan", "run_status"]
@@ -70,20 +75,6 @@ class _Job:
         return f"results/{self.stem}.safetensors"
 
 
-def media_path(model: str, stage: str, stimulus: str, kind: str) -> str:
-    """Where a run keeps what a person sees or hears of a metamer (``stage="original"`` for the stimulus).
-
-    Examples
-    --------
-    >>> media_path("efficientnet-lite0", "block_2", "chelsea", "image")
-    'media/efficientnet-lite0/block_2/chelsea.png'
-
-    Sounds are WAV files (with ``<stimulus>_cochleagram.png`` beside them); metamers of a cochleagram view are the
-    cochleagram image itself.
-    """
-    return f"media/{model}/{stage}/{stimulus}.{'wav' if kind == 'audio' else 'png'}"
-
-
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_.@" else "_" for c in name)
 
@@ -116,12 +107,6 @@ def _fix_plan(out: Path, plan: Plan, text: str | None) -> None:
     _atomic_write(saved, json.dumps(now, indent=2))
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _logger(out: Path) -> logging.Logger:
     log = logging.getLogger(f"metamers.run.{out.resolve()}")
     log.setLevel(logging.INFO)
@@ -152,7 +137,7 @@ def _stages(zoo: ZooModel, mp: ModelPlan) -> list[tuple[str, str]]:
     if not wanted:
         raise PlanError(f"{zoo.name} has no default stages; list its layers (`metamers layers {zoo.name}`).")
     names = {lay.name for lay in list_layers(zoo.module, zoo.example())}
-    out = []
+    out, seen = [], {}
     for w in wanted:
         layer = zoo.layer(w)
         if layer not in names:
@@ -160,6 +145,12 @@ def _stages(zoo: ZooModel, mp: ModelPlan) -> list[tuple[str, str]]:
                 f"{zoo.name} has no stage or layer {w!r}; its stages: {', '.join(zoo.stages)} "
                 f"(`metamers layers {zoo.name}` lists every layer)."
             )
+        if layer in seen:
+            raise PlanError(
+                f"model {zoo.name} lists the layer {layer} twice ({seen[layer]!r} and {w!r} name the same layer); "
+                "keep one of them."
+            )
+        seen[layer] = w
         out.append((_safe(w), layer))
     return out
 
@@ -209,150 +200,8 @@ def _jobs(plan: Plan, zoos: dict[str, ZooModel], batch: int) -> list[_Job]:
     return jobs
 
 
-def _stimuli(plan: Plan, zoo: ZooModel, out: Path | None) -> torch.Tensor:
-    """The natural stimuli of a model (all of them, in plan order), written to the run's media as they are shown
-    (unless ``out`` is None)."""
-    names = plan.stimuli(zoo.kind)
-    if zoo.kind == "image":
-        from metamers.stimuli import load_photos, save_png
-
-        x, _ = load_photos(names, size=zoo.input_shape[-1])
-        for i, n in enumerate(names if out is not None else ()):
-            save_png(x[i], out / media_path(zoo.name, "original", n, "image"))
-        return x
-    from metamers.runs.audio import word_clips
-
-    if zoo.kind == "cochleagram":
-        with torch.no_grad():
-            x = zoo.frontend(word_clips(names, source=plan.speech, n_samples=zoo.frontend.settings.n_samples))
-        if out is not None:
-            _write_cochleagrams(zoo, x, names, "original", out, like=x)
-        return x
-    x = word_clips(names, source=plan.speech, n_samples=zoo.input_shape[-1])
-    if out is not None:
-        _write_audio(zoo, x, names, "original", out)
-    return x
-
-
-def _write_cochleagrams(
-    zoo: ZooModel, c: torch.Tensor, names: Sequence[str], stage: str, out: Path, like: torch.Tensor
-) -> None:
-    from metamers.report.figures import cochleagram_image
-
-    top = like.amax(dim=(1, 2, 3))
-    for i, n in enumerate(names):
-        cochleagram_image(c[i, 0], out / media_path(zoo.name, stage, n, zoo.kind), vmax=float(top[i]))
-
-
-def _initial(zoo: ZooModel, settings, n: int) -> torch.Tensor | None:
-    """The initial noise of a cochleagram view: pink noise at the audio RMS, through the cochleagram; else None."""
-    if zoo.kind != "cochleagram":
-        return None
-    from metamers.noise import pink_noise
-
-    wave = pink_noise((n, zoo.frontend.settings.n_samples), rms_level=settings.init_scale or 0.01, seed=settings.seed)
-    with torch.no_grad():
-        return zoo.frontend(wave)
-
-
-def _write_audio(
-    zoo: ZooModel, x: torch.Tensor, names: Sequence[str], stage: str, out: Path, like: torch.Tensor | None = None
-) -> None:
-    """WAV files and cochleagram images; each cochleagram on the colour scale of its stimulus's (``like``)."""
-    from metamers.audio.signal import write_wav
-    from metamers.report.figures import cochleagram_image
-
-    coch = zoo.module.preprocess
-    device = next(coch.buffers()).device
-    with torch.no_grad():
-        c = coch(x.to(device)).cpu()
-        top = coch((x if like is None else like).to(device)).cpu().amax(dim=(1, 2, 3))
-    for i, n in enumerate(names):
-        wav = out / media_path(zoo.name, stage, n, "audio")
-        write_wav(wav, x[i], coch.settings.sr)
-        cochleagram_image(c[i, 0], wav.with_name(f"{n}_cochleagram.png"), vmax=float(top[i]))
-
-
-def _write_media(zoo: ZooModel, result: SynthesisResult, job: _Job, out: Path) -> None:
-    if zoo.kind == "image":
-        from metamers.stimuli import save_png
-
-        for i, n in enumerate(job.names):
-            save_png(result.metamers[i], out / media_path(zoo.name, job.stage, n, "image"))
-    elif zoo.kind == "cochleagram":
-        _write_cochleagrams(zoo, result.metamers, job.names, job.stage, out, like=result.stimuli)
-    else:
-        _write_audio(zoo, result.metamers, job.names, job.stage, out, like=result.stimuli)
-
-
 def _fingerprint(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _provenance(device: str) -> dict:
-    import numpy
-
-    from metamers.synthesis import _version
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(0) if device.startswith("cuda") else None
-    return {
-        "metamers": _version(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "device": device,
-        "gpu": gpu,
-        "host": socket.gethostname(),
-    }
-
-
-class _Bar:
-    """One progress bar over the whole run, in units of synthesis iterations (the later steps are estimated)."""
-
-    def __init__(self, total: int, initial: int, show: bool | None) -> None:
-        import sys
-
-        from tqdm.auto import tqdm
-
-        show = sys.stderr.isatty() if show is None else show
-        self.bar = tqdm(total=total, initial=initial, unit="it", desc="run", disable=not show, dynamic_ncols=True)
-
-    def describe(self, text: str) -> None:
-        self.bar.set_description_str(text[:60])
-
-    def add(self, n: int) -> None:
-        if n > 0:
-            self.bar.update(n)
-
-    def tick(self) -> Callable[[int], None]:
-        """A counter for one job: iterations it reports are added, and :meth:`finish` adds the rest."""
-        self._job = 0
-
-        def add(n: int) -> None:
-            self._job += n
-            self.add(n)
-
-        return add
-
-    def finish(self, iterations: int) -> None:
-        """A job ended: count whatever of its iterations the bar has not seen (resumed or failed ones)."""
-        self.add(iterations - getattr(self, "_job", 0))
-        self._job = 0
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 def run_plan(
@@ -414,14 +263,44 @@ def run_plan(
         else:
             text = path.read_text() if path.is_file() else None
             plan = load_plan(path)
+    if out.exists() and not out.is_dir():
+        raise RunError(f"{out} is a file, not a run directory; give another --out.")
+    device = str(resolve_device(device if executor == "local" else None))  # Ray: each worker decides
     zoos = {mp.name: _load_model(mp.name) for mp in plan.models}
     for mp in plan.models:  # every layer exists: checked before anything is written
         _stages(zoos[mp.name], mp)
+    _check_recognizers(plan, zoos)
+    out.mkdir(parents=True, exist_ok=True)
+    with run_lock(out):
+        _fix_plan(out, plan, text)
+        return _session(plan, out, zoos, t0, progress, device, executor, address, workers)
+
+
+def _check_recognizers(plan: Plan, zoos: dict[str, ZooModel]) -> None:
+    """Every recognizer loads, and judges some generator of the plan (one of its kind), or the plan is refused."""
+    kinds = {z.kind for z in zoos.values()}
     for r in plan.recognizers:
-        if r not in zoos:
-            _load_model(r)
-    _fix_plan(out, plan, text)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        kind = zoos[r].kind if r in zoos else _load_model(r).kind
+        if kind not in kinds:
+            raise PlanError(
+                f"transfer.recognizers: {r} is a{'n' if kind[0] in 'aeiou' else ''} {kind} model, and the plan "
+                f"generates no {kind} metamers (its models: {', '.join(zoos)}); recognizers judge generators of "
+                "their own kind, so remove it or add a generator of that kind."
+            )
+
+
+def _session(
+    plan: Plan,
+    out: Path,
+    zoos: dict[str, ZooModel],
+    t0: float,
+    progress: bool | None,
+    device: str,
+    executor: str,
+    address: str | None,
+    workers: int | None,
+) -> dict:
+    """One session of :func:`run_plan` in its locked, checked run directory."""
     log = _logger(out)
 
     def has_gpu() -> bool:
@@ -432,7 +311,9 @@ def run_plan(
         return device.startswith("cuda")
 
     jobs = _jobs(plan, zoos, _resolved_batch(out, plan, has_gpu, log))
-    catalog = Catalog(out)
+    catalog = Catalog(out, repair=True)
+    if catalog.repaired is not None:
+        log.warning("the catalog was damaged; set aside as %s, rebuilt from the results", catalog.repaired.name)
     host, pid = socket.gethostname(), os.getpid()
     log.info("session start: pid %d on %s, device %s, %d jobs in the plan %r", pid, host, device, len(jobs), plan.name)
     for job in jobs:
@@ -452,6 +333,7 @@ def run_plan(
         if not catalog.query("SELECT 1 FROM jobs WHERE name=?", (step,)):
             catalog.set_job(step, step=step, state="pending")
 
+    _redo_damaged(out, jobs, catalog, log)
     synth_total = sum(j.iterations for j in jobs)
     done_before = {
         r["name"] for r in catalog.query("SELECT name FROM jobs WHERE step='synthesize' AND state='done'")
@@ -465,7 +347,7 @@ def run_plan(
         for mp in plan.models:  # the originals, as a person sees or hears them; a model whose stimuli fail fails
             zoo = zoos[mp.name]
             try:
-                _STIMULI[(_plan_key(plan), zoo.name)] = _stimuli(plan, zoo, out)
+                _STIMULI[(_plan_key(plan), zoo.name)] = natural_stimuli(plan, zoo, out)
             except Exception as e:  # e.g. a speech synthesiser that is not installed
                 log.error("stimuli for %s could not be made: %s", zoo.name, e)
                 for job in jobs:
@@ -474,9 +356,7 @@ def run_plan(
                         failures.append(f"{job.name}: {type(e).__name__}: {e}")
                 continue
             _MODELS[zoo.name] = zoo
-            todo += [
-                j for j in jobs if j.model == zoo.name and not (j.name in done_before and (out / j.result).exists())
-            ]
+            todo += [j for j in jobs if j.model == zoo.name and not (j.name in done_before and _complete(j, out))]
         if executor == "ray":
             from metamers.runs.ray_executor import run_on_ray
 
@@ -537,9 +417,33 @@ def _job_inputs(job: _Job, plan: Plan) -> tuple[ZooModel, torch.Tensor]:
     zoo = _MODELS[job.model]
     key = (_plan_key(plan), zoo.name)
     if key not in _STIMULI:
-        _STIMULI[key] = _stimuli(plan, zoo, None)
+        _STIMULI[key] = natural_stimuli(plan, zoo, None)
     index = [plan.stimuli(zoo.kind).index(n) for n in job.names]
     return zoo, _STIMULI[key][index]
+
+
+def _complete(job: _Job, out: Path) -> bool:
+    """A done job's files are all there: its result and every media file (a missing one is written again)."""
+    media = media_files(job.kind, job.model, job.stage, job.names)
+    return (out / job.result).exists() and all((out / m).exists() for m in media)
+
+
+def _redo_damaged(out: Path, jobs: list[_Job], catalog: Catalog, log: logging.Logger) -> None:
+    """Results that cannot be read are set aside (``.corrupt``) and their jobs made pending, to be redone now; a
+    damaged null is set aside and the validation made pending (it computes the null again)."""
+    for job in jobs:
+        path = out / job.result
+        why = safetensors_problem(path) if path.exists() else None
+        if why is not None:
+            moved = set_aside(path)
+            catalog.set_job(job.name, state="pending", error=f"damaged result set aside as {moved.name}: {why}")
+            log.warning("%s is damaged (%s); set aside as %s, redoing %s", job.result, why, moved.name, job.name)
+    for null in sorted((out / "nulls").glob("*.safetensors")):  # a cache of validation: redo the validation
+        why = safetensors_problem(null)
+        if why is not None:
+            moved = set_aside(null)
+            catalog.set_job("validate", state="pending", error=f"damaged null set aside as {moved.name}: {why}")
+            log.warning("nulls/%s is damaged (%s); set aside as %s, validating again", null.name, why, moved.name)
 
 
 def execute_job(
@@ -566,10 +470,10 @@ def execute_job(
         if zoo.kind == "cochleagram":  # a cochleagram is bounded below by 0, not a waveform's [-1, 1]
             settings = settings.replace(bounds=zoo.bounds)
         path = out / job.result
-        if path.exists():
-            r = SynthesisResult.load(path)
+        r = _finished(path)
+        if r is not None:
             if r.settings == settings and r.extra.get("stimuli") == list(job.names) and torch.equal(r.stimuli, x):
-                _write_media(zoo, r, job, out)  # it may have been killed between the result and its media
+                write_media(zoo, r, job, out)  # it may have been killed between the result and its media
                 return {**info, "state": "done", "reused": True, "seconds": 0.0, "rho": r.layer_rho.tolist()}
         ckpt = out / "checkpoints" / f"{job.stem}.pt"
         ckpt.parent.mkdir(parents=True, exist_ok=True)
@@ -587,7 +491,7 @@ def execute_job(
             x.to(device),
             job.layer,
             settings,
-            init=_initial(zoo, settings, len(job.names)),
+            init=initial_noise(zoo, settings, len(job.names)),
             checkpoint=ckpt,
             checkpoint_every=plan.checkpoint_every(job.kind),
             progress=False,
@@ -602,7 +506,7 @@ def execute_job(
             speech=plan.speech if job.kind != "image" else None,
         )
         r.save(path)
-        _write_media(zoo, r, job, out)
+        write_media(zoo, r, job, out)
         ckpt.unlink(missing_ok=True)
         pidfile.unlink(missing_ok=True)
     except Exception as e:
@@ -611,6 +515,17 @@ def execute_job(
         return {**info, "state": "failed", "error": f"{type(e).__name__}: {e}", "seconds": round(time.time() - t, 1),
                 "traceback": traceback.format_exc()}  # fmt: skip
     return {**info, "state": "done", "seconds": round(time.time() - t, 1), "rho": r.layer_rho.tolist()}
+
+
+def _finished(path: Path) -> SynthesisResult | None:
+    """The job's finished result, or None: none yet, or a damaged one, which is set aside to be redone."""
+    try:
+        return SynthesisResult.load(path)
+    except FileNotFoundError:
+        return None
+    except DamagedFile:
+        set_aside(path)
+        return None
 
 
 def _mark_running(job: _Job, catalog: Catalog, log: logging.Logger, bar: _Bar, host: str | None = None) -> None:
@@ -682,113 +597,3 @@ def _steps(
         catalog.set_job("transfer", state="skipped", error="the plan names no recognizers")
         bar.add(extra["transfer"])
     step("report", lambda: write_report(out))
-
-
-def _record_session(out: Path, device: str, t0: float, seconds: float, catalog: Catalog) -> None:
-    path = out / "run.json"
-    info = json.loads(path.read_text()) if path.exists() else {"sessions": []}
-    info["provenance"] = _provenance(device)
-    info["sessions"].append({"started": t0, "seconds": seconds, "pid": os.getpid(), "host": socket.gethostname()})
-    info["steps"] = {r["name"]: r["seconds"] for r in catalog.query("SELECT name, seconds FROM jobs")}
-    _atomic_write(path, json.dumps(info, indent=2))
-
-
-def _alive(pid: int | None, host: str | None) -> bool:
-    if not pid or host != socket.gethostname():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def run_status(directory: str | os.PathLike) -> dict:
-    """What a run has done: each job's state, counts per model and stage, accepted metamers.
-
-    A job marked running whose process is gone (killed) is reported as ``interrupted``: the next ``metamers run``
-    on the directory resumes it from its checkpoint.
-
-    Returns
-    -------
-    dict
-        ``{"plan": name, "stages": [{"model", "stage", "done", "running", "failed", "pending", "interrupted",
-        "batches", "metamers", "accepted"}], "steps": {name: state}, "failed": [(job, error)], "log": path}``.
-    """
-    directory = Path(directory)
-    plan = plan_of(directory)
-    catalog = Catalog(directory)
-    rows = catalog.query("SELECT * FROM jobs ORDER BY rowid")
-    for r in rows:
-        if r["state"] == "running" and not _alive(r["pid"], r["host"]):
-            r["state"] = "interrupted"
-    accepted = {
-        (a["model"], a["stage"]): a
-        for a in catalog.query(
-            "SELECT j.model, j.stage, COUNT(v.metamer_id) AS n, COALESCE(SUM(v.accepted), 0) AS accepted FROM jobs j "
-            "JOIN metamers m ON m.result_file = j.output JOIN validation v ON v.metamer_id = m.id "
-            "WHERE j.step='synthesize' GROUP BY j.model, j.stage"
-        )
-    }
-    stages: dict[tuple[str, str], dict] = {}
-    for r in rows:
-        if r["step"] != "synthesize":
-            continue
-        s = stages.setdefault(
-            (r["model"], r["stage"]),
-            {
-                "model": r["model"],
-                "stage": r["stage"],
-                "batches": 0,
-                "done": 0,
-                "running": 0,
-                "failed": 0,
-                "pending": 0,
-                "interrupted": 0,
-            },
-        )
-        s["batches"] += 1
-        s[r["state"]] = s.get(r["state"], 0) + 1
-    for key, s in stages.items():
-        a = accepted.get(key, {"n": 0, "accepted": 0})
-        s["metamers"], s["accepted"] = a["n"], a["accepted"]
-    return {
-        "plan": plan.name,
-        "directory": str(directory),
-        "stages": list(stages.values()),
-        "steps": {r["name"]: r["state"] for r in rows if r["step"] != "synthesize"},
-        "failed": [(r["name"], r["error"]) for r in rows if r["state"] == "failed"],
-        "log": str(directory / "run.log"),
-        "report": str(directory / "report.html") if (directory / "report.html").exists() else None,
-    }
-
-
-def format_status(status: dict) -> str:
-    """:func:`run_status` as a terminal table."""
-    lines = [f"run {status['directory']} (plan {status['plan']!r})"]
-    lines.append(
-        f"{'model':28s} {'stage':18s} {'batches':>7s} {'done':>5s} {'running':>7s} {'interrupted':>11s} "
-        f"{'failed':>6s} {'pending':>7s} {'accepted':>9s}"
-    )
-    for s in status["stages"]:
-        acc = f"{s['accepted']}/{s['metamers']}" if s["metamers"] else "-"
-        lines.append(
-            f"{s['model'][:28]:28s} {s['stage'][:18]:18s} {s['batches']:7d} {s['done']:5d} {s['running']:7d} "
-            f"{s['interrupted']:11d} {s['failed']:6d} {s['pending']:7d} {acc:>9s}"
-        )
-    total = {k: sum(s[k] for s in status["stages"]) for k in ("batches", "done", "running", "interrupted", "failed")}
-    lines.append(
-        f"synthesis: {total['done']}/{total['batches']} jobs done, {total['running']} running, "
-        f"{total['interrupted']} interrupted, {total['failed']} failed"
-    )
-    lines.append("steps: " + ", ".join(f"{k} {v}" for k, v in status["steps"].items()))
-    for name, err in status["failed"]:
-        lines.append(f"failed {name}: {err}")
-    if total["interrupted"] or any(v in ("interrupted", "pending") for v in status["steps"].values()):
-        lines.append(f"resume with: metamers run {status['directory']}")
-    lines.append(f"log: {status['log']}")
-    if status["report"]:
-        lines.append(f"report: {status['report']}")
-    return "\n".join(lines)

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from metamers.models import CATEGORIES, ZooModel, decision_16, load
 from metamers.report.figures import transfer_curves, transfer_matrix
 from metamers.runs.catalog import Catalog
+from metamers.runs.lock import run_lock
 from metamers.runs.validate import as_presented
 from metamers.stimuli import IMAGES
 from metamers.synthesis import SynthesisResult
@@ -87,10 +88,13 @@ def transfer_dir(
     The generating model is always listed, with ``own=True``.  Recognizers of the other kind than a generator
     (image against audio) are skipped for it.
 
+    A recognizer that judges no generator of the directory (an audio model for image metamers) is an error.
+
     Returns
     -------
     dict
-        ``{"cells": [TransferCell, ...], "csv": path, "figures": [paths]}``; the cells also go to the catalog.
+        ``{"cells": [TransferCell, ...], "csv": path, "figures": [paths]}``; the cells replace the catalog's
+        transfer rows, so that it and ``transfer.csv`` hold the same results.
     """
     directory = Path(directory)
     if source not in ("png", "full"):
@@ -101,13 +105,23 @@ def transfer_dir(
             f"unknown label space(s) {unknown}; choose from {', '.join(SPACES)} (audio generators are always "
             f"judged in the {AUDIO_SPACE!r} space)."
         )
+    recognizers = list(recognizers)
+    if isinstance(recognizers, str) or not recognizers or not all(isinstance(r, str) and r for r in recognizers):
+        raise ValueError(f"recognizers must be a list of zoo names, e.g. ['efficientnet-lite1'], got {recognizers!r}.")
+    if not (directory / "catalog.sqlite").is_file():
+        raise FileNotFoundError(f"nothing validated in {directory}: run `metamers validate {directory}` first.")
+    with run_lock(directory, "metamers transfer"):
+        return _transfer(directory, recognizers, source, spaces)
+
+
+def _transfer(directory: Path, recognizers: list[str], source: str, spaces: Sequence[str]) -> dict:
     catalog = Catalog(directory)
     rows = catalog.query(
         "SELECT m.result_file, m.item, m.model, m.layer, v.accepted FROM metamers m "
         "JOIN validation v ON v.metamer_id = m.id"
     )
     if not rows:
-        raise RuntimeError(f"nothing validated in {directory}: run `metamers validate {directory}` first.")
+        raise FileNotFoundError(f"nothing validated in {directory}: run `metamers validate {directory}` first.")
     accepted: dict[str, list[int]] = {}
     for r in rows:
         accepted.setdefault(r["result_file"], [])
@@ -121,6 +135,14 @@ def transfer_dir(
             zoos[name] = load(name)
         return zoos[name]
 
+    kinds = {zoo(r.extra["model"]).kind: r.extra["model"] for r in results.values()}
+    for rec in recognizers:
+        if zoo(rec).kind not in kinds:
+            raise ValueError(
+                f"{rec} is a{'n' if zoo(rec).kind[0] in 'aeiou' else ''} {zoo(rec).kind} model, but the metamers in "
+                f"{directory} are {' and '.join(kinds)} metamers (of {', '.join(kinds.values())}); a recognizer judges "
+                "generators of its own kind: give recognizers of that kind."
+            )
     orders: dict[str, dict[str, int]] = {}
     for gen in sorted({r.extra["model"] for r in results.values()}):
         orders[gen] = {lay.name: lay.order for lay in list_layers(zoo(gen).module, zoo(gen).example())}
@@ -156,7 +178,7 @@ def transfer_dir(
                 on_natural = _labels(_logits(rz, res.stimuli[keep]), space) if keep else none
                 cell = transfer_cell(gen, res.layer, rec, space, source, on_metamers, on_natural, ref, n_classes)
                 cells.append(cell)
-    catalog.set_transfer([c.as_dict() for c in cells])
+    catalog.set_transfer([c.as_dict() for c in cells], replace=True)  # the catalog holds what transfer.csv holds
     csv_path = directory / "transfer.csv"
     with open(csv_path, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(cells[0].as_dict()) if cells else ["generator"])

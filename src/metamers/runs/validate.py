@@ -16,16 +16,26 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from metamers._files import DamagedFile, set_aside
 from metamers.models import ZooModel, load
 from metamers.nulls import NullStore, compute_nulls
 from metamers.report.figures import null_grid
 from metamers.runs.catalog import Catalog
+from metamers.runs.lock import run_lock
 from metamers.stimuli import NULL_IMAGES, CropFlip, augmented_batches, full_images
 from metamers.synthesis import SynthesisResult
 from metamers.taps import list_layers
-from metamers.validation import AcceptanceRule, compare_layers, summary_table, table_csv, verdict
+from metamers.validation import MIN_PAIRS, AcceptanceRule, compare_layers, summary_table, table_csv, verdict
 
-__all__ = ["as_displayed", "as_presented", "as_written", "clips_for_pairs", "images_per_source", "validate_dir"]
+__all__ = [
+    "MIN_PAIRS",
+    "as_displayed",
+    "as_presented",
+    "as_written",
+    "clips_for_pairs",
+    "images_per_source",
+    "validate_dir",
+]
 
 
 def as_displayed(x: torch.Tensor) -> torch.Tensor:
@@ -205,10 +215,46 @@ def validate_dir(
     rule = rule or AcceptanceRule()
     if source not in ("png", "full"):
         raise ValueError(f"source must be 'png' or 'full', got {source!r}.")
+    if isinstance(n_pairs, bool) or not isinstance(n_pairs, int) or n_pairs < MIN_PAIRS:
+        raise ValueError(
+            f"n_pairs = {n_pairs!r}: a null needs a whole number of at least {MIN_PAIRS} pairs (the paper: 1,000,000)."
+        )
+    if not directory.is_dir():
+        raise FileNotFoundError(f"no directory {directory}; give a directory of synthesis results.")
     files = sorted(directory.glob("*.safetensors")) + sorted(directory.glob("results/*.safetensors"))
     if not files:
         raise FileNotFoundError(f"no synthesis results (*.safetensors) in {directory}; synthesize metamers first.")
-    results = {f: SynthesisResult.load(f) for f in files}
+    with run_lock(directory, "metamers validate"):
+        return _validate(directory, files, n_pairs, rule, source, seed, images)
+
+
+def _load_results(files: list[Path]) -> dict[Path, SynthesisResult]:
+    """Every result; a damaged one is set aside (``.corrupt``) and named in the error, for its job to be redone."""
+    results = {}
+    for f in files:
+        try:
+            results[f] = SynthesisResult.load(f)
+        except DamagedFile as e:
+            moved = set_aside(f)
+            raise DamagedFile(
+                f,
+                e.__cause__ or e,
+                f"set aside as {moved.name}: `metamers run` on a run directory redoes it "
+                "(elsewhere, synthesize it again), then validate again.",
+            ) from e
+    return results
+
+
+def _validate(
+    directory: Path,
+    files: list[Path],
+    n_pairs: int,
+    rule: AcceptanceRule,
+    source: str,
+    seed: int,
+    images: Sequence[str],
+) -> dict:
+    results = _load_results(files)
     by_model: dict[str, list[Path]] = {}
     for f, r in results.items():
         model = r.extra.get("model")
@@ -216,7 +262,7 @@ def validate_dir(
             raise ValueError(f"{f.name} does not name its model (extra['model']); it was not written by metamers.")
         by_model.setdefault(model, []).append(f)
 
-    catalog = Catalog(directory)
+    catalog = Catalog(directory, repair=True)
     store = NullStore(directory / "nulls")
     records, figures = [], []
     for model, model_files in by_model.items():

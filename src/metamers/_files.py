@@ -1,0 +1,70 @@
+"""Damaged files: a file that exists but cannot be read is named, set aside (never deleted) and made again."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["DamagedFile", "set_aside"]
+
+
+class DamagedFile(ValueError):
+    """A file that exists but cannot be read (truncated, overwritten, not written by metamers).
+
+    Attributes
+    ----------
+    path : Path
+        The damaged file.
+    """
+
+    def __init__(self, path: str | os.PathLike, why: object, fix: str) -> None:
+        self.path = Path(path)
+        why = str(why).splitlines()[0] if str(why) else type(why).__name__
+        super().__init__(f"{self.path} is damaged ({why}); {fix}")
+
+
+def set_aside(path: str | os.PathLike) -> Path:
+    """Rename a damaged file to ``<name>.corrupt`` (``.corrupt.1``, ... when taken) so that it is made again.
+
+    Returns
+    -------
+    Path
+        Where the file now is.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "a.safetensors"
+    >>> _ = p.write_bytes(b"xx")
+    >>> set_aside(p).name, p.exists()
+    ('a.safetensors.corrupt', False)
+    """
+    path = Path(path)
+    target, k = path.with_name(path.name + ".corrupt"), 0
+    while target.exists():
+        k += 1
+        target = path.with_name(f"{path.name}.corrupt.{k}")
+    os.replace(path, target)
+    return target
+
+
+def safetensors_problem(path: str | os.PathLike) -> str | None:
+    """Why a ``.safetensors`` file cannot be read, or None when its header and size are sound (cheap: the tensors
+    are not read; safetensors checks that the file is as long as its header says).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "a.safetensors"
+    >>> _ = p.write_bytes(b"\\x10\\x00\\x00\\x00\\x00\\x00\\x00\\x00{")
+    >>> safetensors_problem(p) is None
+    False
+    """
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            f.metadata()
+    except Exception as e:  # safetensors' errors have no common class
+        return str(e).splitlines()[0] if str(e) else type(e).__name__
+    return None

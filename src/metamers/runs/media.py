@@ -1,0 +1,125 @@
+"""What a person sees or hears of a run: the originals and each job's metamers, as PNG, WAV and cochleagram files.
+
+Every file is made from a synthesis result (or the plan's stimuli), so a missing one is written again by the next
+``metamers run``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from metamers.models import ZooModel
+from metamers.runs.plan import Plan
+from metamers.synthesis import SynthesisResult
+
+__all__ = ["initial_noise", "media_files", "media_path", "natural_stimuli", "write_media"]
+
+
+def media_path(model: str, stage: str, stimulus: str, kind: str) -> str:
+    """Where a run keeps what a person sees or hears of a metamer (``stage="original"`` for the stimulus).
+
+    Examples
+    --------
+    >>> media_path("efficientnet-lite0", "block_2", "chelsea", "image")
+    'media/efficientnet-lite0/block_2/chelsea.png'
+
+    Sounds are WAV files (with ``<stimulus>_cochleagram.png`` beside them); metamers of a cochleagram view are the
+    cochleagram image itself.
+    """
+    return f"media/{model}/{stage}/{stimulus}.{'wav' if kind == 'audio' else 'png'}"
+
+
+def media_files(kind: str, model: str, stage: str, names: Sequence[str]) -> list[str]:
+    """Every media file of a job (relative to the run directory): a PNG per image or cochleagram metamer, a WAV and
+    its cochleagram PNG per sound.
+
+    Examples
+    --------
+    >>> media_files("audio", "word-standard", "conv_0", ["may"])
+    ['media/word-standard/conv_0/may.wav', 'media/word-standard/conv_0/may_cochleagram.png']
+    """
+    out = []
+    for n in names:
+        out.append(media_path(model, stage, n, kind))
+        if kind == "audio":
+            out.append(f"media/{model}/{stage}/{n}_cochleagram.png")
+    return out
+
+
+def natural_stimuli(plan: Plan, zoo: ZooModel, out: Path | None) -> torch.Tensor:
+    """The natural stimuli of a model (all of them, in plan order), written to the run's media as they are shown
+    (unless ``out`` is None)."""
+    names = plan.stimuli(zoo.kind)
+    if zoo.kind == "image":
+        from metamers.stimuli import load_photos, save_png
+
+        x, _ = load_photos(names, size=zoo.input_shape[-1])
+        for i, n in enumerate(names if out is not None else ()):
+            save_png(x[i], out / media_path(zoo.name, "original", n, "image"))
+        return x
+    from metamers.runs.audio import word_clips
+
+    if zoo.kind == "cochleagram":
+        with torch.no_grad():
+            x = zoo.frontend(word_clips(names, source=plan.speech, n_samples=zoo.frontend.settings.n_samples))
+        if out is not None:
+            _write_cochleagrams(zoo, x, names, "original", out, like=x)
+        return x
+    x = word_clips(names, source=plan.speech, n_samples=zoo.input_shape[-1])
+    if out is not None:
+        _write_audio(zoo, x, names, "original", out)
+    return x
+
+
+def _write_cochleagrams(
+    zoo: ZooModel, c: torch.Tensor, names: Sequence[str], stage: str, out: Path, like: torch.Tensor
+) -> None:
+    from metamers.report.figures import cochleagram_image
+
+    top = like.amax(dim=(1, 2, 3))
+    for i, n in enumerate(names):
+        cochleagram_image(c[i, 0], out / media_path(zoo.name, stage, n, zoo.kind), vmax=float(top[i]))
+
+
+def initial_noise(zoo: ZooModel, settings, n: int) -> torch.Tensor | None:
+    """The initial noise of a cochleagram view: pink noise at the audio RMS, through the cochleagram; else None."""
+    if zoo.kind != "cochleagram":
+        return None
+    from metamers.noise import pink_noise
+
+    wave = pink_noise((n, zoo.frontend.settings.n_samples), rms_level=settings.init_scale or 0.01, seed=settings.seed)
+    with torch.no_grad():
+        return zoo.frontend(wave)
+
+
+def _write_audio(
+    zoo: ZooModel, x: torch.Tensor, names: Sequence[str], stage: str, out: Path, like: torch.Tensor | None = None
+) -> None:
+    """WAV files and cochleagram images; each cochleagram on the colour scale of its stimulus's (``like``)."""
+    from metamers.audio.signal import write_wav
+    from metamers.report.figures import cochleagram_image
+
+    coch = zoo.module.preprocess
+    device = next(coch.buffers()).device
+    with torch.no_grad():
+        c = coch(x.to(device)).cpu()
+        top = coch((x if like is None else like).to(device)).cpu().amax(dim=(1, 2, 3))
+    for i, n in enumerate(names):
+        wav = out / media_path(zoo.name, stage, n, "audio")
+        write_wav(wav, x[i], coch.settings.sr)
+        cochleagram_image(c[i, 0], wav.with_name(f"{n}_cochleagram.png"), vmax=float(top[i]))
+
+
+def write_media(zoo: ZooModel, result: SynthesisResult, job, out: Path) -> None:
+    if zoo.kind == "image":
+        from metamers.stimuli import save_png
+
+        for i, n in enumerate(job.names):
+            save_png(result.metamers[i], out / media_path(zoo.name, job.stage, n, "image"))
+    elif zoo.kind == "cochleagram":
+        _write_cochleagrams(zoo, result.metamers, job.names, job.stage, out, like=result.stimuli)
+    else:
+        _write_audio(zoo, result.metamers, job.names, job.stage, out, like=result.stimuli)
