@@ -103,15 +103,6 @@ def main() -> None:
             meta = json.loads(out.with_suffix(".json").read_text())
             results[variant] = {"tensors": load_file(str(out)), "labels": meta["labels"], "threads": meta["threads"]}
             print(f"{variant}: done ({meta['threads']} threads)", flush=True)
-        # the default twice: the same machine gives the same bits (the baseline of the comparison)
-        again = Path(tmp) / "again.safetensors"
-        subprocess.run(
-            [sys.executable, __file__, "--iterations", str(args.iterations), "--one", str(again)], check=True
-        )
-        results["default, again"] = {
-            "tensors": load_file(str(again)),
-            "labels": json.loads(again.with_suffix(".json").read_text())["labels"],
-        }
     base = results["default"]
     table = {v: compare(base, r) for v, r in results.items() if v != "default"}
     here = Path(__file__).parent / "results"

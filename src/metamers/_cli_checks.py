@@ -8,12 +8,9 @@ that exists here, an ``--out`` that is not a file); :func:`error_line` turns a u
 from __future__ import annotations
 
 import argparse
-import importlib
 import math
 import sqlite3
 from pathlib import Path
-
-import torch
 
 __all__: list[str] = []
 
@@ -114,32 +111,56 @@ def say_speed(result) -> None:
           f"batch norm folded into {folded} convolution{'s' if folded != 1 else ''}")  # fmt: skip
 
 
-def model_from_spec(spec: str, input_shape: str | None, weights: str | None = None):
-    """A zoo name, or ``package.module:callable`` returning an nn.Module (called with no arguments)."""
-    from metamers.models import ZooModel, load, wrap
+def _floats(value: str | None, flag: str) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    try:
+        return tuple(float(v) for v in value.split(","))
+    except ValueError:
+        raise CLIError(f"{flag} {value!r}: give comma-separated numbers, e.g. 0.485,0.456,0.406.") from None
 
-    if ":" in spec and not spec.endswith(":cochleagram"):
-        mod_name, _, attr = spec.partition(":")
+
+def is_user_model(spec: str) -> bool:
+    """Whether ``spec`` names a user's model (``module:callable``, ``file.py:callable``, a TorchScript file)."""
+    return (":" in spec and not spec.endswith(":cochleagram")) or Path(spec).suffix in (".pt", ".pth", ".ts", ".jit")
+
+
+def model_from_spec(
+    spec: str,
+    input_shape: str | None,
+    weights: str | None = None,
+    *,
+    kind: str = "image",
+    mean: str | None = None,
+    std: str | None = None,
+    labels: str | None = None,
+):
+    """A zoo name, or a user's model: ``package.module:callable`` or ``file.py:callable`` (called with no arguments;
+    an ``nn.Module`` or a :class:`~metamers.models.ZooModel`), or a TorchScript file."""
+    from metamers.models import load
+    from metamers.models.user import UserModelError, UserModelSpec, build_user_model, parse_shape
+
+    if is_user_model(spec):
         try:
-            obj = getattr(importlib.import_module(mod_name), attr)
-        except (ImportError, AttributeError) as e:
-            raise CLIError(f"cannot import {spec!r}: {e}") from e
-        module = obj() if callable(obj) and not isinstance(obj, torch.nn.Module) else obj
-        if isinstance(module, ZooModel):
-            return module
-        if not isinstance(module, torch.nn.Module):
-            raise CLIError(f"{spec!r} gave a {type(module).__name__}, not an nn.Module.")
-        if input_shape is None:
-            raise CLIError(f"give --input-shape (e.g. 3,224,224) for {spec!r}.")
-        try:
-            shape = tuple(int(s) for s in input_shape.split(","))
-        except ValueError:
-            raise CLIError(
-                f"--input-shape {input_shape!r}: give whole numbers, channels first, e.g. 3,224,224."
-            ) from None
-        if not shape or min(shape) < 1:
-            raise CLIError(f"--input-shape {input_shape!r}: give positive sizes, channels first, e.g. 3,224,224.")
-        return wrap(module, name=spec, input_shape=shape, labels=[])
+            where, _, attr = spec.rpartition(":")
+            name = Path(where).stem if where.endswith(".py") else (attr or Path(spec).stem)
+            shape = parse_shape(input_shape) if input_shape else ((3, 224, 224) if kind == "image" else (40000,))
+            user = UserModelSpec(
+                name=name,
+                module=str(Path(where).resolve()) + ":" + attr if where.endswith(".py") else spec,
+                weights=str(Path(weights).resolve()) if weights else None,
+                kind=kind,
+                input_shape=shape,
+                mean=_floats(mean, "--mean"),
+                std=_floats(std, "--std"),
+                labels=labels,
+            )
+            zoo = build_user_model(user)
+        except UserModelError as e:
+            raise CLIError(str(e)) from None
+        if zoo.provenance.get("source") == "user":  # built from the spec (not a ready ZooModel the callable made)
+            zoo.provenance["spec"] = user.to_dict()
+        return zoo
     try:
         return load(spec, weights=weights)
     except (KeyError, RuntimeError, FileNotFoundError) as e:

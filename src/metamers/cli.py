@@ -50,11 +50,21 @@ def _cmd_synthesize(args: argparse.Namespace) -> None:
     from metamers.stimuli import load_photos, save_png
     from metamers.synthesis import auto_chunk_size, synthesize
 
-    zoo = _model_from_spec(args.model, None, args.weights)
+    zoo = _model_from_spec(
+        args.model, args.input_shape, args.weights, kind=args.kind, mean=args.mean, std=args.std, labels=args.labels
+    )
     if zoo.kind == "audio":
         return _synthesize_audio(zoo, args)
     layer = zoo.layer(args.layer)
-    x, photos = load_photos(names(args.photos, "photos"), size=zoo.input_shape[-1])
+    if args.images:
+        from metamers.stimuli.files import find_stimulus_files, load_image_files
+
+        found = find_stimulus_files(args.images)
+        if found.kind != "image":
+            raise CLIError(f"--images {args.images} holds sounds; give a folder or glob of PNG or JPEG images.")
+        x, photos = load_image_files(found, zoo.input_shape[-1]), list(found.names)
+    else:
+        x, photos = load_photos(names(args.photos, "photos"), size=zoo.input_shape[-1])
     given = {"iterations": args.iterations, "lr": args.lr, "seed": args.seed}
     changes = {k: v for k, v in given.items() if v is not None}
     settings = SynthesisSettings.preset(args.preset, **changes)
@@ -75,7 +85,7 @@ def _cmd_synthesize(args: argparse.Namespace) -> None:
         precision=precision,
     )
     _say_speed(result)
-    result.extra.update(model=zoo.name, stimuli=list(photos))
+    result.extra.update(model=zoo.name, stimuli=list(photos), model_spec=zoo.provenance.get("spec"))
     path = result.save(out / f"{zoo.name}_{args.layer}.safetensors")
     labels = zoo.predict(result.metamers)
     originals = zoo.predict(x)
@@ -391,7 +401,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=_cmd_models)
 
     q = sub.add_parser("synthesize", help="synthesize metamers of photos or spoken words at a layer of a zoo model")
-    q.add_argument("model", help="a zoo name, e.g. efficientnet-lite0 or word-standard")
+    q.add_argument(
+        "model",
+        help="a zoo name (efficientnet-lite0, word-standard), or your own model: package.module:callable, "
+        "path/to/file.py:callable, or a TorchScript file",
+    )
     q.add_argument(
         "--layer",
         required=True,
@@ -406,8 +420,15 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["recorded", "espeak-ng", "flite"],
         help="audio models: the clips' speech source (default: %(default)s, real recordings)",
     )
-    q.add_argument("--weights", help="a state-dict file for the zoo architecture (e.g. another training seed)")
+    q.add_argument("--weights", help="a state-dict or safetensors file: another training run of a zoo architecture, "
+                   "or your own model's weights")  # fmt: skip
     q.add_argument("--photos", default="chelsea,coffee", help="scikit-image photos, comma-separated (%(default)s)")
+    q.add_argument("--images", help="your own pictures instead: a folder (searched recursively) or a glob of PNG/JPEG")
+    q.add_argument("--input-shape", help="your own model: one input's shape, e.g. 3,224,224 (the default for images)")
+    q.add_argument("--kind", default="image", choices=["image", "audio"], help="your own model: its input kind")
+    q.add_argument("--mean", help="your own model: per-channel mean, e.g. 0.485,0.456,0.406 (applied in the graph)")
+    q.add_argument("--std", help="your own model: per-channel std, e.g. 0.229,0.224,0.225")
+    q.add_argument("--labels", help="your own model: a text file of labels (one per line) or 'imagenet'")
     q.add_argument("--preset", default="feather2019", help="feather2019 (default) or feather2023")
     q.add_argument("--iterations", type=int, help="iterations (default: 15000 for images, 2000 for audio)")
     q.add_argument("--lr", type=float, help="learning rate (default: 0.001)")

@@ -33,6 +33,7 @@ __all__ = [
     "build_user_model",
     "import_callable",
     "parse_shape",
+    "register_result_models",
     "register_user_model",
     "registered_user_model",
 ]
@@ -86,8 +87,25 @@ class UserModelSpec:
     stages: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        """Plain data (what a run's ``plan.json`` holds)."""
+        """Plain data (what a result file records, so that it names how to build its model)."""
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> UserModelSpec:
+        """The inverse of :meth:`to_dict` (lists, as JSON holds them, become tuples).
+
+        Examples
+        --------
+        >>> spec = UserModelSpec("tiny", "torch.nn:Identity", input_shape=(3, 8, 8), mean=(0.5,) * 3, std=(0.2,) * 3)
+        >>> UserModelSpec.from_dict(spec.to_dict()) == spec
+        True
+        """
+        d = dict(d)
+        for key in ("input_shape", "mean", "std"):
+            if d.get(key) is not None:
+                d[key] = tuple(d[key])
+        d["stages"] = dict(d.get("stages") or {})
+        return cls(**d)
 
 
 _REGISTRY: dict[str, UserModelSpec] = {}
@@ -108,6 +126,14 @@ def register_user_model(spec: UserModelSpec) -> None:
 def registered_user_model(name: str) -> UserModelSpec | None:
     """The spec registered under ``name``, or None."""
     return _REGISTRY.get(name)
+
+
+def register_result_models(extras: Sequence[Mapping]) -> None:
+    """Register the user models that synthesis results name (``extra["model_spec"]``), so that whoever reads the
+    results (validation, transfer) can load them by name."""
+    for extra in extras:
+        if extra.get("model_spec"):
+            register_user_model(UserModelSpec.from_dict(extra["model_spec"]))
 
 
 def import_callable(spec: str) -> object:
@@ -151,7 +177,7 @@ def import_callable(spec: str) -> object:
     return obj
 
 
-def _network(spec: UserModelSpec) -> nn.Module:
+def _network(spec: UserModelSpec) -> nn.Module | ZooModel:
     path = Path(spec.module).expanduser()
     if ":" not in spec.module or (path.suffix in _TORCHSCRIPT and path.is_file()):
         if not path.is_file():
@@ -163,7 +189,7 @@ def _network(spec: UserModelSpec) -> nn.Module:
         except Exception as e:
             raise UserModelError(f"{path} is not a TorchScript file torch.jit.load can read: {e}") from e
     obj = import_callable(spec.module)
-    if isinstance(obj, nn.Module):
+    if isinstance(obj, nn.Module | ZooModel):
         return obj
     if not callable(obj):
         raise UserModelError(f"{spec.module!r} is a {type(obj).__name__}, neither an nn.Module nor a callable.")
@@ -171,7 +197,7 @@ def _network(spec: UserModelSpec) -> nn.Module:
         net = obj()
     except Exception as e:
         raise UserModelError(f"calling {spec.module}() failed: {type(e).__name__}: {e}") from e
-    if not isinstance(net, nn.Module):
+    if not isinstance(net, nn.Module | ZooModel):
         raise UserModelError(f"{spec.module}() returned a {type(net).__name__}, not a torch.nn.Module.")
     return net
 
@@ -258,6 +284,8 @@ def build_user_model(spec: UserModelSpec) -> ZooModel:
     if (spec.mean is None) != (spec.std is None):
         raise UserModelError("give both mean and std, or neither.")
     net = _network(spec)
+    if isinstance(net, ZooModel):  # the callable made a whole zoo model: its own input, labels and stages
+        return net
     provenance: dict = {"source": "user", "module": spec.module}
     code = Path(spec.module.rpartition(":")[0] or spec.module).expanduser()
     if code.is_file():  # the code behind the network, for the null store's key when no weights file names it

@@ -15,7 +15,7 @@ from metamers.models import ZooModel
 from metamers.runs.plan import Plan
 from metamers.synthesis import SynthesisResult
 
-__all__ = ["initial_noise", "media_files", "media_path", "natural_stimuli", "write_media"]
+__all__ = ["initial_noise", "media_files", "media_path", "natural_stimuli", "sample_rate", "write_media"]
 
 
 def media_path(model: str, stage: str, stimulus: str, kind: str) -> str:
@@ -49,26 +49,41 @@ def media_files(kind: str, model: str, stage: str, names: Sequence[str]) -> list
     return out
 
 
+def sample_rate(zoo: ZooModel) -> int:
+    """The rate an audio model takes: a user model's own, else the word networks' 20 kHz."""
+    return int(zoo.provenance.get("sample_rate") or 20000)
+
+
 def natural_stimuli(plan: Plan, zoo: ZooModel, out: Path | None) -> torch.Tensor:
     """The natural stimuli of a model (all of them, in plan order), written to the run's media as they are shown
     (unless ``out`` is None)."""
     names = plan.stimuli(zoo.kind)
+    found = plan.files(zoo.kind)
     if zoo.kind == "image":
         from metamers.stimuli import load_photos, save_png
+        from metamers.stimuli.files import load_image_files
 
-        x, _ = load_photos(names, size=zoo.input_shape[-1])
+        size = zoo.input_shape[-1]
+        x = load_image_files(found, size) if found is not None else load_photos(names, size=size)[0]
         for i, n in enumerate(names if out is not None else ()):
             save_png(x[i], out / media_path(zoo.name, "original", n, "image"))
         return x
     from metamers.runs.audio import word_clips
 
+    def clips(n_samples: int) -> torch.Tensor:
+        if found is None:
+            return word_clips(names, source=plan.speech, n_samples=n_samples)
+        from metamers.stimuli.files import load_sound_files
+
+        return load_sound_files(found, n_samples, sample_rate(zoo))
+
     if zoo.kind == "cochleagram":
         with torch.no_grad():
-            x = zoo.frontend(word_clips(names, source=plan.speech, n_samples=zoo.frontend.settings.n_samples))
+            x = zoo.frontend(clips(zoo.frontend.settings.n_samples))
         if out is not None:
             _write_cochleagrams(zoo, x, names, "original", out, like=x)
         return x
-    x = word_clips(names, source=plan.speech, n_samples=zoo.input_shape[-1])
+    x = clips(zoo.input_shape[-1])
     if out is not None:
         _write_audio(zoo, x, names, "original", out)
     return x
@@ -95,6 +110,16 @@ def initial_noise(zoo: ZooModel, settings, n: int) -> torch.Tensor | None:
         return zoo.frontend(wave)
 
 
+def _display_cochleagram(zoo: ZooModel) -> torch.nn.Module:
+    """The cochleagram drawn beside a sound: the model's own, or (a user's waveform model) one at its clip and rate."""
+    from metamers.audio.cochleagram import Cochleagram, CochleagramSettings
+
+    own = getattr(zoo.module, "preprocess", None)
+    if isinstance(own, Cochleagram):
+        return own
+    return Cochleagram(CochleagramSettings(sr=sample_rate(zoo), n_samples=zoo.input_shape[-1]))
+
+
 def _write_audio(
     zoo: ZooModel, x: torch.Tensor, names: Sequence[str], stage: str, out: Path, like: torch.Tensor | None = None
 ) -> None:
@@ -102,7 +127,7 @@ def _write_audio(
     from metamers.audio.signal import write_wav
     from metamers.report.figures import cochleagram_image
 
-    coch = zoo.module.preprocess
+    coch = _display_cochleagram(zoo)
     device = next(coch.buffers()).device
     with torch.no_grad():
         c = coch(x.to(device)).cpu()

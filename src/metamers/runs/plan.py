@@ -20,7 +20,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from metamers.runs.own import MODEL_KEYS, OwnInputError, files_of, own_model, own_stimuli
 from metamers.settings import PRESETS, SynthesisSettings
+from metamers.stimuli.files import StimulusFiles
 
 __all__ = ["PLAN_REFERENCE", "ModelPlan", "Plan", "PlanError", "load_plan", "parse_plan", "plan_toml"]
 
@@ -93,10 +95,10 @@ layers = "stages"           # "stages" (the model's default stages) or a list of
 """
 
 _TOP = {"name", "seed", "batch", "stimuli", "synthesis", "validation", "transfer", "model"}
-_STIMULI = {"images", "words", "speech"}
-_VALIDATION = {"pairs", "percentile", "same_label", "source"}
+_STIMULI = {"images", "words", "speech", "image_labels", "sounds", "sound_labels"}
+_VALIDATION = {"pairs", "percentile", "same_label", "source", "null_images", "null_sounds"}
 _TRANSFER = {"recognizers", "spaces"}
-_MODEL = {"name", "layers"}
+_MODEL = {"name", "layers"} | MODEL_KEYS
 _SETTINGS = set(SynthesisSettings.__dataclass_fields__)
 _SPEECH = ("recorded", "espeak-ng", "flite")
 _DEFAULT_PRESET = {"image": "feather2019", "audio": "feather2019_audio"}
@@ -109,10 +111,15 @@ def _modality(kind: str) -> str:
 
 @dataclass(frozen=True)
 class ModelPlan:
-    """A generating model and its generation layers (``("stages",)`` means the model's default stages)."""
+    """A generating model and its generation layers (``("stages",)`` means the model's default stages).
+
+    ``spec`` holds a user's own model (``module``, ``weights``, ``input_shape``, ... as plain data with absolute
+    paths; :mod:`metamers.runs.own`), None for a zoo model.
+    """
 
     name: str
     layers: tuple[str, ...] = ("stages",)
+    spec: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +149,12 @@ class Plan:
     source: str = "png"
     recognizers: tuple[str, ...] = ()
     spaces: tuple[str, ...] = ("imagenet", "16-way")
+    image_files: str | None = None  # a folder or glob of the user's images, instead of ``images``
+    image_labels: str | None = None  # "folders" or a CSV of file,label
+    sound_files: str | None = None  # a folder or glob of the user's sounds, instead of ``words``
+    sound_labels: str | None = None
+    null_images: str | None = None  # the null's source, instead of the built-in pictures
+    null_sounds: str | None = None  # instead of the built-in speech clips
 
     def settings(self, kind: str) -> SynthesisSettings:
         """The synthesis settings of ``kind`` ("image" or "audio"; "cochleagram" takes the audio ones)."""
@@ -158,15 +171,38 @@ class Plan:
         table = {**self.synthesis.get(_modality(kind), {}), **self.synthesis.get(kind, {})}
         return int(table.get("checkpoint_every", 500))
 
+    def files(self, kind: str) -> StimulusFiles | None:
+        """The user's stimulus files for models of ``kind``, or None when the plan uses built-in stimuli."""
+        if _modality(kind) == "image":
+            return files_of(self.image_files, self.image_labels, "image") if self.image_files else None
+        return files_of(self.sound_files, self.sound_labels, "audio") if self.sound_files else None
+
+    def null_files(self, kind: str) -> StimulusFiles | None:
+        """The user's null set for models of ``kind``, or None for the built-in source."""
+        if _modality(kind) == "image":
+            return files_of(self.null_images, None, "image") if self.null_images else None
+        return files_of(self.null_sounds, None, "audio") if self.null_sounds else None
+
     def stimuli(self, kind: str) -> tuple[str, ...]:
         """The stimulus names for models of ``kind``."""
+        found = self.files(kind)
+        if found is not None:
+            return found.names
         return self.images if _modality(kind) == "image" else self.words
+
+    def stimulus_labels(self, kind: str) -> dict[str, str]:
+        """The label the user gave each stimulus of ``kind`` (empty without labels): the reference of transfer and
+        the answer of an experiment, where it names a class of the recognizer."""
+        found = self.files(kind)
+        if found is None or found.labels is None:
+            return {}
+        return dict(zip(found.names, found.labels, strict=True))
 
     @classmethod
     def from_dict(cls, d: dict) -> Plan:
         """The inverse of :meth:`to_dict`."""
         d = dict(d)
-        models = tuple(ModelPlan(m["name"], tuple(m["layers"])) for m in d.pop("models"))
+        models = tuple(ModelPlan(m["name"], tuple(m["layers"]), m.get("spec")) for m in d.pop("models"))
         tuples = {k: tuple(d[k]) for k in ("images", "words", "recognizers", "spaces") if k in d}
         return cls(models=models, **{**d, **tuples})
 
@@ -270,7 +306,7 @@ def _synthesis(table: Mapping) -> dict:
     return out
 
 
-def _models(models: object) -> tuple[ModelPlan, ...]:
+def _models(models: object, base: Path | None) -> tuple[ModelPlan, ...]:
     if not models or not isinstance(models, list):
         raise PlanError(
             'the plan names no models: add a [[model]] table with name = "efficientnet-lite0" (a zoo name).'
@@ -286,7 +322,11 @@ def _models(models: object) -> tuple[ModelPlan, ...]:
         layers = (_str(layers, f"model {name} layers"),) if isinstance(layers, str) else layers
         if isinstance(layers, list | tuple) and not layers:
             raise PlanError(f'model {name} lists no layers; give a list or "stages".')
-        plans.append(ModelPlan(name, _strings(layers, f"model {name} layers")))
+        try:
+            spec = own_model(m, base, f"model {name}")
+        except OwnInputError as e:
+            raise PlanError(str(e)) from e
+        plans.append(ModelPlan(name, _strings(layers, f"model {name} layers"), spec))
     names = [p.name for p in plans]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
@@ -294,8 +334,11 @@ def _models(models: object) -> tuple[ModelPlan, ...]:
     return tuple(plans)
 
 
-def parse_plan(data: Mapping) -> Plan:
+def parse_plan(data: Mapping, base: str | os.PathLike | None = None) -> Plan:
     """A :class:`Plan` from parsed TOML (a dict); raises :class:`PlanError` on any unknown or invalid field.
+
+    Relative paths (stimulus folders, a null set, a model's module file, weights and labels) are taken from ``base``
+    (:func:`load_plan` passes the plan file's folder; default: the working directory) and stored absolute.
 
     Every field is checked for its type (a quoted number, ``same_label = "no"`` or a string where a list belongs is
     refused, not converted) and its range.  Models and layers are checked against the zoo when the run starts
@@ -311,13 +354,29 @@ def parse_plan(data: Mapping) -> Plan:
     from metamers.validation import MIN_PAIRS
 
     _check_keys(_table(data, "the plan"), _TOP, "the plan")
-    models = _models(data.get("model"))
+    base = Path(base) if base is not None else Path.cwd()
+    models = _models(data.get("model"), base)
     stim = _table(data.get("stimuli", {}), "[stimuli]")
     _check_keys(stim, _STIMULI, "[stimuli]")
     val = _table(data.get("validation", {}), "[validation]")
     _check_keys(val, _VALIDATION, "[validation]")
     tra = _table(data.get("transfer", {}), "[transfer]")
     _check_keys(tra, _TRANSFER, "[transfer]")
+    try:
+        named = isinstance(stim.get("images"), int | list)  # a number or names of built-in pictures, not a path
+        files = own_stimuli(
+            {k: v for k, v in stim.items() if not (named and k == "images")},
+            base,
+            "stimuli",
+            {"images": "image", "sounds": "audio"},
+        )
+        nulls = own_stimuli(val, base, "validation", {"null_images": "image", "null_sounds": "audio"})
+    except OwnInputError as e:
+        raise PlanError(str(e)) from e
+    for key in ("image_labels", "sound_labels"):
+        if key in stim and key not in files:
+            field = "images" if key == "image_labels" else "sounds"
+            raise PlanError(f"stimuli.{key} labels files: give stimuli.{field} as a folder or glob of files too.")
     speech = stim.get("speech", "recorded")
     if speech not in _SPEECH:
         raise PlanError(f"stimuli.speech = {speech!r}; choose from {', '.join(_SPEECH)}.")
@@ -338,7 +397,7 @@ def parse_plan(data: Mapping) -> Plan:
         name=_str(data.get("name", "metamers"), "name"),
         seed=_int(data.get("seed", 0), "seed", least=0),
         batch=None if batch == "auto" else batch,
-        images=_names(stim.get("images", 4), DEFAULT_IMAGES, IMAGES, "images"),
+        images=() if "images" in files else _names(stim.get("images", 4), DEFAULT_IMAGES, IMAGES, "images"),
         words=_names(stim.get("words", 2), DEFAULT_WORDS, VOCABULARY, "words"),
         speech=speech,
         synthesis=_synthesis(_table(data.get("synthesis", {}), "[synthesis]")),
@@ -348,6 +407,12 @@ def parse_plan(data: Mapping) -> Plan:
         source=source,
         recognizers=_strings(tra.get("recognizers", []), "transfer.recognizers"),
         spaces=_strings(tra.get("spaces", ["imagenet", "16-way"]), "transfer.spaces", ("imagenet", "16-way")),
+        image_files=files.get("images"),
+        image_labels=files.get("image_labels"),
+        sound_files=files.get("sounds"),
+        sound_labels=files.get("sound_labels"),
+        null_images=nulls.get("null_images"),
+        null_sounds=nulls.get("null_sounds"),
     )
     for kind in ("image", "audio", "cochleagram"):
         try:
@@ -375,7 +440,7 @@ def load_plan(path: str | os.PathLike) -> Plan:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise PlanError(f"{path} is not valid TOML: {e}") from e
-    return parse_plan(data)
+    return parse_plan(data, base=path.resolve().parent)
 
 
 def _toml_value(v: object) -> str:
@@ -385,6 +450,8 @@ def _toml_value(v: object) -> str:
         return repr(v)
     if isinstance(v, list | tuple):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, Mapping):
+        return "{ " + ", ".join(f"{json.dumps(str(k))} = {_toml_value(x)}" for k, x in v.items()) + " }"
     return json.dumps(str(v))
 
 
@@ -400,10 +467,12 @@ def plan_toml(plan: Plan) -> str:
     batch = _toml_value(plan.batch or "auto")
     lines = [f"name = {_toml_value(plan.name)}", f"seed = {plan.seed}", f"batch = {batch}", "", "[stimuli]"]
     lines += [
-        f"images = {_toml_value(plan.images)}",
+        f"images = {_toml_value(plan.image_files or plan.images)}",
         f"words = {_toml_value(plan.words)}",
         f"speech = {_toml_value(plan.speech)}",
     ]
+    own = {"image_labels": plan.image_labels, "sounds": plan.sound_files, "sound_labels": plan.sound_labels}
+    lines += [f"{k} = {_toml_value(v)}" for k, v in own.items() if v is not None]
     for kind, table in plan.synthesis.items():
         lines += ["", f"[synthesis.{kind}]"]
         lines += [f"{k} = {_toml_value(v)}" for k, v in table.items() if v is not None]
@@ -415,6 +484,8 @@ def plan_toml(plan: Plan) -> str:
         f"same_label = {_toml_value(plan.same_label)}",
         f"source = {_toml_value(plan.source)}",
     ]
+    nulls = {"null_images": plan.null_images, "null_sounds": plan.null_sounds}
+    lines += [f"{k} = {_toml_value(v)}" for k, v in nulls.items() if v is not None]
     lines += [
         "",
         "[transfer]",
@@ -424,4 +495,5 @@ def plan_toml(plan: Plan) -> str:
     for m in plan.models:
         lines += ["", "[[model]]", f"name = {_toml_value(m.name)}"]
         lines.append(f"layers = {_toml_value(m.layers[0] if m.layers == ('stages',) else m.layers)}")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in (m.spec or {}).items()]
     return "\n".join(lines) + "\n"

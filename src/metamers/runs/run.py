@@ -37,6 +37,7 @@ from metamers.models import ZooModel, load
 from metamers.runs.catalog import Catalog
 from metamers.runs.lock import run_lock
 from metamers.runs.media import initial_noise, media_files, media_path, natural_stimuli, write_media
+from metamers.runs.own import model_spec, register_plan_models
 from metamers.runs.plan import ModelPlan, Plan, PlanError, load_plan, plan_toml
 from metamers.runs.session import _atomic_write, _Bar, _record_session
 from metamers.runs.status import format_status, run_status
@@ -80,12 +81,18 @@ def _safe(name: str) -> str:
 
 
 def plan_of(directory: str | os.PathLike) -> Plan:
-    """The plan a run directory was started with."""
+    """The plan a run directory was started with; its own models are registered by name (so that everything that
+    reads the run can load them)."""
     directory = Path(directory)
     if (directory / "plan.toml").is_file():
-        return load_plan(directory / "plan.toml")
-    if (directory / "plan.json").is_file():
-        return Plan.from_dict(json.loads((directory / "plan.json").read_text()))
+        plan = load_plan(directory / "plan.toml")
+    elif (directory / "plan.json").is_file():
+        plan = Plan.from_dict(json.loads((directory / "plan.json").read_text()))
+    else:
+        plan = None
+    if plan is not None:
+        register_plan_models(plan)
+        return plan
     raise RunError(f"{directory} is not a run directory (no plan.toml); start one with `metamers run PLAN --out DIR`.")
 
 
@@ -103,7 +110,10 @@ def _fix_plan(out: Path, plan: Plan, text: str | None) -> None:
             )
         return
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out / "plan.toml", text if text is not None else plan_toml(plan))
+    own = any(mp.spec for mp in plan.models) or any(
+        (plan.image_files, plan.sound_files, plan.null_images, plan.null_sounds)
+    )  # the user's text may name paths relative to where it was: write them absolute
+    _atomic_write(out / "plan.toml", text if text is not None and not own else plan_toml(plan))
     _atomic_write(saved, json.dumps(now, indent=2))
 
 
@@ -121,8 +131,12 @@ def _logger(out: Path) -> logging.Logger:
 
 
 def _load_model(name: str) -> ZooModel:
+    from metamers.models.user import UserModelError
+
     try:
         return load(name)
+    except UserModelError as e:
+        raise PlanError(f"model {name}: {e}") from e
     except KeyError as e:
         raise PlanError(str(e).strip('"')) from e
     except (RuntimeError, FileNotFoundError) as e:
@@ -266,6 +280,7 @@ def run_plan(
     if out.exists() and not out.is_dir():
         raise RunError(f"{out} is a file, not a run directory; give another --out.")
     device = str(resolve_device(device if executor == "local" else None))  # Ray: each worker decides
+    register_plan_models(plan)
     zoos = {mp.name: _load_model(mp.name) for mp in plan.models}
     for mp in plan.models:  # every layer exists: checked before anything is written
         _stages(zoos[mp.name], mp)
@@ -413,6 +428,7 @@ def _plan_key(plan: Plan) -> str:
 def _job_inputs(job: _Job, plan: Plan) -> tuple[ZooModel, torch.Tensor]:
     """The job's model and stimuli, made once per process."""
     if job.model not in _MODELS:
+        register_plan_models(plan)  # a Ray worker's process has not seen the plan's own models yet
         _MODELS[job.model] = _load_model(job.model)
     zoo = _MODELS[job.model]
     key = (_plan_key(plan), zoo.name)
@@ -503,7 +519,9 @@ def execute_job(
             stage=job.stage,
             batch=job.batch,
             kind=job.kind,
-            speech=plan.speech if job.kind != "image" else None,
+            speech=plan.speech if job.kind != "image" and plan.files(job.kind) is None else None,
+            labels=[given.get(n) for n in job.names] if (given := plan.stimulus_labels(job.kind)) else None,
+            model_spec=_spec_of(plan, job.model),
         )
         r.save(path)
         write_media(zoo, r, job, out)
@@ -515,6 +533,12 @@ def execute_job(
         return {**info, "state": "failed", "error": f"{type(e).__name__}: {e}", "seconds": round(time.time() - t, 1),
                 "traceback": traceback.format_exc()}  # fmt: skip
     return {**info, "state": "done", "seconds": round(time.time() - t, 1), "rho": r.layer_rho.tolist()}
+
+
+def _spec_of(plan: Plan, model: str) -> dict | None:
+    """The user-model spec a result records (None for a zoo model): the result then names how to build its model."""
+    spec = next((mp.spec for mp in plan.models if mp.name == model), None)
+    return model_spec(model, spec).to_dict() if spec else None
 
 
 def _finished(path: Path) -> SynthesisResult | None:
@@ -590,7 +614,13 @@ def _steps(
         bar.add(extra[name])
 
     rule = AcceptanceRule(same_label=plan.same_label, null_percentile=plan.percentile)
-    step("validate", lambda: validate_dir(out, n_pairs=plan.pairs, rule=rule, source=plan.source, seed=plan.seed))
+    own_nulls = {k: f for k in ("image", "audio") if (f := plan.null_files(k)) is not None}
+    step(
+        "validate",
+        lambda: validate_dir(
+            out, n_pairs=plan.pairs, rule=rule, source=plan.source, seed=plan.seed, null_files=own_nulls
+        ),
+    )
     if plan.recognizers:
         step("transfer", lambda: transfer_dir(out, plan.recognizers, source=plan.source, spaces=plan.spaces))
     else:

@@ -10,7 +10,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from metamers.models import CATEGORIES, ZooModel, decision_16, load
+from metamers.models import CATEGORIES, ZooModel, decision_16, imagenet_labels, load
+from metamers.models.user import register_result_models
 from metamers.report.figures import transfer_curves, transfer_matrix
 from metamers.runs.catalog import Catalog
 from metamers.runs.lock import run_lock
@@ -20,10 +21,11 @@ from metamers.synthesis import SynthesisResult
 from metamers.taps import list_layers
 from metamers.transfer import TransferCell, transfer_cell
 
-__all__ = ["AUDIO_SPACE", "SPACES", "transfer_dir"]
+__all__ = ["AUDIO_SPACE", "OWN_SPACE", "SPACES", "transfer_dir"]
 
 SPACES = ("imagenet", "16-way")
 AUDIO_SPACE = "word"
+OWN_SPACE = "labels"  # an image model with its own labels (not ImageNet's): judged by models that share them
 
 
 def _forward(zoo: ZooModel, xb: torch.Tensor) -> torch.Tensor:
@@ -128,6 +130,7 @@ def _transfer(directory: Path, recognizers: list[str], source: str, spaces: Sequ
         if r["accepted"]:
             accepted[r["result_file"]].append(r["item"])
     results = {f: SynthesisResult.load(directory / f) for f in accepted}
+    register_result_models([r.extra for r in results.values()])
     zoos: dict[str, ZooModel] = {}
 
     def zoo(name: str) -> ZooModel:
@@ -143,6 +146,15 @@ def _transfer(directory: Path, recognizers: list[str], source: str, spaces: Sequ
                 f"{directory} are {' and '.join(kinds)} metamers (of {', '.join(kinds.values())}); a recognizer judges "
                 "generators of its own kind: give recognizers of that kind."
             )
+    for gen in sorted({r.extra["model"] for r in results.values()}):
+        gz = zoo(gen)
+        own_labels = gz.kind == "image" and gz.labels != imagenet_labels()
+        strangers = [r for r in recognizers if zoo(r).kind == gz.kind and own_labels and zoo(r).labels != gz.labels]
+        if strangers:
+            raise ValueError(
+                f"{gen} has its own {len(gz.labels)} labels, not the 1000 ImageNet classes, so {', '.join(strangers)} "
+                f"cannot judge its metamers: give recognizers with the same labels as {gen}."
+            )
     orders: dict[str, dict[str, int]] = {}
     for gen in sorted({r.extra["model"] for r in results.values()}):
         orders[gen] = {lay.name: lay.order for lay in list_layers(zoo(gen).module, zoo(gen).example())}
@@ -155,24 +167,34 @@ def _transfer(directory: Path, recognizers: list[str], source: str, spaces: Sequ
         audio = gz.kind in ("audio", "cochleagram")
         keep = accepted[f]
         names = res.extra.get("stimuli", [str(i) for i in range(len(res))])
+        given = res.extra.get("labels") or [None] * len(names)  # the user's labels of their stimulus files
         gen_logits = _logits(gz, res.stimuli)
         x = as_presented(res.metamers, gz.kind) if source == "png" else res.metamers
         recs = [r for r in dict.fromkeys([gen, *recognizers]) if zoo(r).kind == gz.kind]
-        for space in (AUDIO_SPACE,) if audio else spaces:
+        own_labels = not audio and gz.labels != imagenet_labels()
+        for space in (AUDIO_SPACE,) if audio else ((OWN_SPACE,) if own_labels else spaces):
             reference = _labels(gen_logits, space)
             if space == "16-way":
-                known = [IMAGES.get(n, (None, None, None))[1] for n in names]
+                known = [
+                    g if g in CATEGORIES else IMAGES.get(n, (None, None, None))[1]
+                    for n, g in zip(names, given, strict=True)
+                ]
                 reference = torch.tensor(
                     [CATEGORIES.index(k) if k else int(d) for k, d in zip(known, reference, strict=True)]
+                )
+            elif not audio:  # the ImageNet classes, or the generator's own labels
+                reference = torch.tensor(
+                    [gz.labels.index(g) if g in gz.labels else int(d) for g, d in zip(given, reference, strict=True)]
                 )
             for rec in recs:
                 rz = zoo(rec)
                 if audio:
-                    ref = _word_reference([names[i] for i in keep], rz, gz, reference[keep])
+                    words = [given[i] or names[i] for i in keep]
+                    ref = _word_reference(words, rz, gz, reference[keep])
                     n_classes = len(rz.labels)
                 else:
                     ref = reference[keep]
-                    n_classes = 1000 if space == "imagenet" else 16
+                    n_classes = {"imagenet": 1000, "16-way": 16}.get(space, len(gz.labels))
                 none = torch.zeros(0, dtype=torch.long)
                 on_metamers = _labels(_logits(rz, x[keep]), space) if keep else none
                 on_natural = _labels(_logits(rz, res.stimuli[keep]), space) if keep else none

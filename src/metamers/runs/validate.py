@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +18,13 @@ import torch
 
 from metamers._files import DamagedFile, set_aside
 from metamers.models import ZooModel, load
+from metamers.models.user import register_result_models
 from metamers.nulls import NullStore, compute_nulls
 from metamers.report.figures import null_grid
 from metamers.runs.catalog import Catalog
 from metamers.runs.lock import run_lock
 from metamers.stimuli import NULL_IMAGES, CropFlip, augmented_batches, full_images
+from metamers.stimuli.files import StimulusFiles
 from metamers.synthesis import SynthesisResult
 from metamers.taps import list_layers
 from metamers.validation import MIN_PAIRS, AcceptanceRule, compare_layers, summary_table, table_csv, verdict
@@ -105,8 +107,12 @@ def _nulls(
     seed: int,
     images: Sequence[str],
     catalog: Catalog,
+    null_files: Mapping[str, StimulusFiles] | None = None,
 ) -> dict[str, torch.Tensor]:
-    if zoo.kind in ("audio", "cochleagram"):
+    own = (null_files or {}).get("audio" if zoo.kind in ("audio", "cochleagram") else "image")
+    if own is not None:
+        base, make = _own_null_source(zoo, n_pairs, seed, own)
+    elif zoo.kind in ("audio", "cochleagram"):
         base, make = _speech_null_source(zoo, n_pairs, seed)
     else:
         base, make = _image_null_source(zoo, n_pairs, seed, images)
@@ -129,6 +135,62 @@ def _nulls(
     return out
 
 
+def _weights_key(zoo: ZooModel) -> object:
+    p = zoo.provenance
+    return p.get("sha256", p.get("seed", p.get("random_init_seed", p.get("code_sha256"))))
+
+
+def _own_null_source(zoo: ZooModel, n_pairs: int, seed: int, found: StimulusFiles):
+    """Null stimuli from the user's files, keyed by their content: augmented views of images (pairs of views of one
+    picture excluded), or sound clips one source each."""
+    from metamers.runs.media import sample_rate
+    from metamers.stimuli.files import full_image_files, load_sound_files
+
+    n = len(found.paths)
+    if n < 2:
+        raise ValueError(f"the null set {found.paths[0].parent} has {n} file: a null needs two or more stimuli.")
+    base = {
+        "model": zoo.name,
+        "weights": _weights_key(zoo),
+        "stimuli": f"files:{found.digest()[:16]}",
+        "size": zoo.input_shape[-1],
+        "pairs": n_pairs,
+        "seed": seed,
+    }
+    if found.kind == "image":
+        per = images_per_source(n_pairs, n)
+        augment = CropFlip()
+        base["augment"] = f"{augment.spec()} x{per}"
+
+        def make_images():
+            batches = augmented_batches(full_image_files(found), per, zoo.input_shape[-1], augment, seed=seed)
+            return batches, per * n
+
+        return base, make_images
+    if n * (n - 1) // 2 < n_pairs:
+        raise ValueError(
+            f"the null set of {n} sounds makes {n * (n - 1) // 2} pairs (one per two clips), fewer than the "
+            f"{n_pairs} asked for: give at least {clips_for_pairs(n_pairs)} clips, or fewer pairs."
+        )
+    base["augment"] = "none"
+
+    def make_sounds():
+        length = zoo.frontend.settings.n_samples if zoo.frontend is not None else zoo.input_shape[-1]
+        clips = load_sound_files(found, length, sample_rate(zoo))
+
+        def batches():
+            for i in range(0, n, 16):
+                x = clips[i : i + 16]
+                if zoo.frontend is not None:
+                    with torch.no_grad():
+                        x = zoo.frontend(x)
+                yield x, torch.arange(i, i + len(x))
+
+        return batches(), n
+
+    return base, make_sounds
+
+
 def _speech_null_source(zoo: ZooModel, n_pairs: int, seed: int):
     """Null stimuli for audio models: clean speech clips (espeak-ng voices), one source each, as the paper's pairs."""
     from metamers.audio.corpus import CorpusSpec, WordClips, build_corpus
@@ -137,7 +199,7 @@ def _speech_null_source(zoo: ZooModel, n_pairs: int, seed: int):
     spec = CorpusSpec(f"null-{n}-{seed}", "espeak-ng", n_clips=n, seed=10_000 + seed, snr_db=None)
     base = {
         "model": zoo.name,
-        "weights": zoo.provenance.get("sha256", zoo.provenance.get("random_init_seed")),
+        "weights": _weights_key(zoo),
         "stimuli": f"speech:{spec.digest()[:16]}",
         "augment": "none",
         "size": zoo.input_shape[-1],
@@ -166,7 +228,7 @@ def _image_null_source(zoo: ZooModel, n_pairs: int, seed: int, images: Sequence[
     augment = CropFlip()
     base = {
         "model": zoo.name,
-        "weights": zoo.provenance.get("sha256", zoo.provenance.get("seed")),
+        "weights": _weights_key(zoo),
         "stimuli": "images:" + ",".join(images),
         "augment": f"{augment.spec()} x{per}",
         "size": zoo.input_shape[-1],
@@ -187,6 +249,7 @@ def validate_dir(
     source: str = "png",
     seed: int = 0,
     images: Sequence[str] = NULL_IMAGES,
+    null_files: Mapping[str, StimulusFiles] | None = None,
 ) -> dict:
     """Validate the metamers in ``directory`` and write the results into it.
 
@@ -205,6 +268,10 @@ def validate_dir(
         Seed of the augmentations and the pair draw.
     images : sequence of str
         scikit-image pictures the null is drawn from.
+    null_files : mapping, optional
+        The user's own null set per modality (``{"image": StimulusFiles, "audio": ...}``, from
+        :func:`metamers.stimuli.files.find_stimulus_files`), instead of the built-in pictures or speech clips: for
+        example the network's training images. Keyed in the null store by the files' content.
 
     Returns
     -------
@@ -225,7 +292,7 @@ def validate_dir(
     if not files:
         raise FileNotFoundError(f"no synthesis results (*.safetensors) in {directory}; synthesize metamers first.")
     with run_lock(directory, "metamers validate"):
-        return _validate(directory, files, n_pairs, rule, source, seed, images)
+        return _validate(directory, files, n_pairs, rule, source, seed, images, null_files)
 
 
 def _load_results(files: list[Path]) -> dict[Path, SynthesisResult]:
@@ -253,8 +320,10 @@ def _validate(
     source: str,
     seed: int,
     images: Sequence[str],
+    null_files: Mapping[str, StimulusFiles] | None,
 ) -> dict:
     results = _load_results(files)
+    register_result_models([r.extra for r in results.values()])
     by_model: dict[str, list[Path]] = {}
     for f, r in results.items():
         model = r.extra.get("model")
@@ -271,7 +340,7 @@ def _validate(
         gen_layers = {results[f].layer for f in model_files}
         measured = sorted(set(zoo.stages.values()) | gen_layers, key=lambda n: order[n].order)
         logits = max(measured, key=lambda n: order[n].order)
-        nulls = _nulls(zoo, measured, store, n_pairs, seed, images, catalog)
+        nulls = _nulls(zoo, measured, store, n_pairs, seed, images, catalog, null_files)
         grid: dict[str, dict[str, list[float]]] = {}
         for f in sorted(model_files, key=lambda f: order[results[f].layer].order):
             r = results[f]

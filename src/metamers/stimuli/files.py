@@ -207,17 +207,20 @@ def full_image_files(found: StimulusFiles) -> list[torch.Tensor]:
     return [torch.from_numpy(img).permute(2, 0, 1).contiguous() for img in images]
 
 
-def _centre(x: torch.Tensor, n: int) -> torch.Tensor:
-    """``x`` cut or zero-padded to ``n`` samples, its loudest 100 ms window at the middle when it must be cut."""
-    if x.numel() >= n:
-        win = max(1, min(n, x.numel() // 20))
-        energy = torch.nn.functional.avg_pool1d((x * x).view(1, 1, -1), win, stride=1).flatten()
-        centre = int(energy.argmax()) + win // 2
-        start = min(max(0, centre - n // 2), x.numel() - n)
-        return x[start : start + n].clone()
+def _centre(x: torch.Tensor, n: int, sr: int) -> torch.Tensor:
+    """``x`` as ``n`` samples with its sound in the middle: the span above -40 dB of its loudest 10 ms, centred and
+    zero-padded; a span longer than ``n`` gives the ``n`` samples that hold the most energy."""
+    win = max(1, sr // 100)
+    env = torch.nn.functional.avg_pool1d((x * x).view(1, 1, -1), win, stride=1, ceil_mode=True).flatten()
+    active = torch.nonzero(env >= env.max() * 1e-4).flatten()
+    first, last = int(active[0]), min(int(active[-1]) + win, x.numel())
+    if last - first > n:
+        energy = torch.cat([torch.zeros(1, dtype=x.dtype), (x * x).cumsum(0)])
+        first = int((energy[n:] - energy[:-n]).argmax())
+        return x[first : first + n].clone()
     out = torch.zeros(n)
-    start = (n - x.numel()) // 2
-    out[start : start + x.numel()] = x
+    start = (n - (last - first)) // 2
+    out[start : start + last - first] = x[first:last]
     return out
 
 
@@ -246,6 +249,6 @@ def load_sound_files(found: StimulusFiles, n_samples: int, sr: int, rms_level: f
             raise StimulusFileError(f"cannot read the sound {path}: {e}. Replace or remove the file.") from e
         if not torch.isfinite(x).all() or float(x.abs().max()) == 0.0:
             raise StimulusFileError(f"the sound {path} is silent or holds non-finite samples.")
-        x = _centre(x, n_samples)
+        x = _centre(x, n_samples, sr)
         out.append(set_rms(x, rms_level) if rms_level is not None else x)
     return torch.stack(out).clamp(-1, 1)
