@@ -181,3 +181,27 @@ def test_bad_stimulus_files_are_named(tmp_path):
     sf.write(tmp_path / "quiet" / "zero.wav", np.zeros(800), 8000)
     with pytest.raises(StimulusFileError, match=r"zero.wav is silent"):
         load_sound_files(find_stimulus_files(tmp_path / "quiet"), 1000, 8000)
+
+
+def test_a_model_without_weights_is_the_same_network_in_every_build(netfile):
+    torch.manual_seed(123)  # whatever the caller's random state
+    a = build_user_model(_spec(netfile)).module.state_dict()
+    torch.manual_seed(456)
+    b = build_user_model(_spec(netfile)).module.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_command_line_synthesizes_a_users_model_on_a_folder_and_validates_it(netfile, tmp_path, capsys):
+    from metamers.cli import main
+
+    _write_images(tmp_path / "pics", ["a/x.png", "b/y.jpg"])
+    out = tmp_path / "out"
+    args = ["synthesize", f"{netfile}:build", "--input-shape", "3,32,32", "--images", str(tmp_path / "pics"),
+            "--layer", "1", "--iterations", "5", "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    assert "a-x: 0 ->" in capsys.readouterr().out
+    assert (out / "png" / "b-y_1.png").is_file()
+    assert main(["validate", str(out), "--pairs", "50"]) == 0  # another command: the result names its model
+    assert (out / "figures" / "null_grid_mynet.png").is_file()
+    assert main(["synthesize", f"{tmp_path}/nothere.py:build", "--layer", "1"]) == 2
+    assert "no Python file" in capsys.readouterr().err

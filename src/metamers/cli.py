@@ -13,7 +13,7 @@ from metamers._cli_checks import CLIError, check_args, error_line, names, user_e
 from metamers._cli_checks import device as _device
 from metamers._cli_checks import model_from_spec as _model_from_spec
 from metamers._cli_checks import precision as _precision
-from metamers._cli_checks import say_speed as _say_speed
+from metamers._cli_synthesize import cmd_synthesize as _cmd_synthesize
 
 __all__ = ["main"]
 
@@ -43,93 +43,6 @@ def _cmd_models(args: argparse.Namespace) -> None:
 
     for name, ok, why, desc in available():
         print(f"{'yes' if ok else 'no ':4s} {name:28s} {desc}" + ("" if ok else f"  [{why}]"))
-
-
-def _cmd_synthesize(args: argparse.Namespace) -> None:
-    from metamers.settings import SynthesisSettings
-    from metamers.stimuli import load_photos, save_png
-    from metamers.synthesis import auto_chunk_size, synthesize
-
-    zoo = _model_from_spec(
-        args.model, args.input_shape, args.weights, kind=args.kind, mean=args.mean, std=args.std, labels=args.labels
-    )
-    if zoo.kind == "audio":
-        return _synthesize_audio(zoo, args)
-    layer = zoo.layer(args.layer)
-    if args.images:
-        from metamers.stimuli.files import find_stimulus_files, load_image_files
-
-        found = find_stimulus_files(args.images)
-        if found.kind != "image":
-            raise CLIError(f"--images {args.images} holds sounds; give a folder or glob of PNG or JPEG images.")
-        x, photos = load_image_files(found, zoo.input_shape[-1]), list(found.names)
-    else:
-        x, photos = load_photos(names(args.photos, "photos"), size=zoo.input_shape[-1])
-    given = {"iterations": args.iterations, "lr": args.lr, "seed": args.seed}
-    changes = {k: v for k, v in given.items() if v is not None}
-    settings = SynthesisSettings.preset(args.preset, **changes)
-    out = Path(args.out)
-    device, why = _device(args.device)
-    precision, pwhy = _precision(args.precision)
-    chunk = auto_chunk_size(device, len(photos))
-    print(f"device {device} ({why}); batch {len(photos)} (every stimulus in one optimisation, {chunk} at a time "
-          f"through the model); precision {precision} ({pwhy})")  # fmt: skip
-    result = synthesize(
-        zoo.module,
-        x.to(device),
-        layer,
-        settings,
-        checkpoint=out / "checkpoints" / f"{zoo.name}_{args.layer}.pt",
-        checkpoint_every=args.checkpoint_every,
-        progress=None if not args.quiet else False,
-        precision=precision,
-    )
-    _say_speed(result)
-    result.extra.update(model=zoo.name, stimuli=list(photos), model_spec=zoo.provenance.get("spec"))
-    path = result.save(out / f"{zoo.name}_{args.layer}.safetensors")
-    labels = zoo.predict(result.metamers)
-    originals = zoo.predict(x)
-    for i, n in enumerate(photos):
-        save_png(result.metamers[i], out / "png" / f"{n}_{args.layer}.png")
-    print(result.summary())
-    for i, n in enumerate(photos):
-        same = "same label" if labels[i] == originals[i] else "label differs"
-        print(f"  {n}: {zoo.labels[int(originals[i])]} -> {zoo.labels[int(labels[i])]} ({same})")
-    print(f"wrote {path} and PNGs under {out}")
-
-
-def _synthesize_audio(zoo, args: argparse.Namespace) -> None:
-    from metamers.audio.speech import SpeechSourceMissing
-    from metamers.runs.audio import audio_metamers
-
-    if args.preset != "feather2019":
-        raise CLIError("audio synthesis uses the feather2019_audio settings (pink noise at RMS 0.01, Adam).")
-    stages, words = names(args.layer, "layer"), names(args.words, "words")
-    try:
-        results = audio_metamers(
-            zoo,
-            words,
-            stages,
-            args.out,
-            source=args.speech,
-            iterations=2000 if args.iterations is None else args.iterations,  # 0 is 0 iterations
-            lr=0.001 if args.lr is None else args.lr,
-            seed=0 if args.seed is None else args.seed,
-            progress=None if not args.quiet else False,
-            checkpoint_every=args.checkpoint_every,
-        )
-    except SpeechSourceMissing as e:
-        raise CLIError(str(e)) from e
-    for stage, r in results.items():
-        labels = zoo.predict(r.metamers)
-        heard = ", ".join(f"{w} -> {zoo.labels[int(labels[i])]}" for i, w in enumerate(words))
-        print(
-            f"{stage}: rho at the layer {', '.join(f'{float(v):.3f}' for v in r.layer_rho)}; the network hears {heard}"
-        )
-    print(
-        f"wrote WAVs under {Path(args.out) / 'wav'} and {Path(args.out) / 'figures'}; validate with "
-        f"`metamers validate {args.out}`"
-    )
 
 
 def _cmd_validate(args: argparse.Namespace) -> None:

@@ -58,7 +58,9 @@ class UserModelSpec:
         ``"package.module:callable"``, ``"path/to/file.py:callable"`` (the callable is called with no arguments and
         returns an ``nn.Module``; an ``nn.Module`` instance is taken as it is), or the path of a TorchScript file.
     weights : str, optional
-        A state dict (``torch.save``) or a ``.safetensors`` file, loaded into the module strictly.
+        A state dict (``torch.save``) or a ``.safetensors`` file, loaded into the module strictly. Without it the
+        network keeps the initialization the callable gives it, made under seed 0 so that every process builds the
+        same network.
     kind : {"image", "audio"}
         Images in [0, 1] (``input_shape`` = channels, height, width) or waveforms in [-1, 1] (``input_shape`` =
         samples,).
@@ -194,7 +196,9 @@ def _network(spec: UserModelSpec) -> nn.Module | ZooModel:
     if not callable(obj):
         raise UserModelError(f"{spec.module!r} is a {type(obj).__name__}, neither an nn.Module nor a callable.")
     try:
-        net = obj()
+        with torch.random.fork_rng():  # seeded: every process that builds it (run, validate, transfer) gets one network
+            torch.manual_seed(0)
+            net = obj()
     except Exception as e:
         raise UserModelError(f"calling {spec.module}() failed: {type(e).__name__}: {e}") from e
     if not isinstance(net, nn.Module | ZooModel):

@@ -40,7 +40,7 @@ def _task(job, plan, out: str, threads: int) -> dict:
     import ray
     import torch
 
-    from metamers.runs.run import execute_job
+    from metamers.runs.jobs import execute_job
 
     torch.set_num_threads(max(1, threads))
     device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
@@ -95,7 +95,7 @@ def run_on_ray(
         Retries of a task whose worker died.
     """
     global _started_here
-    from metamers.runs.run import _mark_running, _record
+    from metamers.runs.jobs import mark_running, record
 
     ray = connect(address, workers)
     gpus = ray.cluster_resources().get("GPU", 0)
@@ -105,7 +105,7 @@ def run_on_ray(
     remote = ray.remote(max_retries=max_retries, **options)(_task)
     refs = {}
     for job in jobs:
-        _mark_running(job, catalog, log, bar, host="ray")
+        mark_running(job, catalog, log, bar, host="ray")
         refs[remote.remote(job, plan, str(Path(out).resolve()), options["num_cpus"])] = job
     results: dict[str, dict] = {}
     try:
@@ -117,7 +117,7 @@ def run_on_ray(
             except Exception as e:  # the task failed after its retries (e.g. its worker kept dying)
                 res = {"state": "failed", "error": f"{type(e).__name__}: {str(e).splitlines()[0][:300]}",
                        "seconds": 0.0, "rho": [], "reused": False}  # fmt: skip
-            _record(job, res, catalog, log, bar)
+            record(job, res, catalog, log, bar)
             results[job.name] = res
     finally:
         for ref in refs:  # the driver is stopping: do not leave tasks running into a directory nobody records

@@ -19,29 +19,34 @@ resumes an interrupted synthesis from its last checkpoint, and redoes only the s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from metamers._device import resolve_device
-from metamers._files import DamagedFile, safetensors_problem, set_aside
-from metamers.models import ZooModel, load
+from metamers.models import ZooModel
 from metamers.runs.catalog import Catalog
+from metamers.runs.jobs import (
+    Job,
+    complete,
+    execute_job,
+    fingerprint,
+    load_model,
+    mark_running,
+    record,
+    redo_damaged,
+    remember_inputs,
+)
 from metamers.runs.lock import run_lock
-from metamers.runs.media import initial_noise, media_files, media_path, natural_stimuli, write_media
-from metamers.runs.own import model_spec, register_plan_models
+from metamers.runs.media import media_path, natural_stimuli
+from metamers.runs.own import register_plan_models
 from metamers.runs.plan import ModelPlan, Plan, PlanError, load_plan, plan_toml
 from metamers.runs.session import _atomic_write, _Bar, _record_session
 from metamers.runs.status import format_status, run_status
-from metamers.synthesis import SynthesisResult, synthesize
 
 __all__ = ["RunError", "execute_job", "format_status", "media_path", "plan_of", "run_plan", "run_status"]
 
@@ -51,29 +56,6 @@ _STEP_WEIGHT = {"validate": 0.15, "transfer": 0.05, "report": 0.01}
 
 class RunError(RuntimeError):
     """A run that cannot start or go on; the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class _Job:
-    model: str
-    kind: str
-    stage: str
-    layer: str
-    batch: int
-    names: tuple[str, ...]
-    iterations: int
-
-    @property
-    def name(self) -> str:
-        return f"synthesize:{self.model}:{self.stage}:b{self.batch}"
-
-    @property
-    def stem(self) -> str:
-        return f"{self.model}__{self.stage}__b{self.batch}"
-
-    @property
-    def result(self) -> str:
-        return f"results/{self.stem}.safetensors"
 
 
 def _safe(name: str) -> str:
@@ -128,19 +110,6 @@ def _logger(out: Path) -> logging.Logger:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
     log.addHandler(handler)
     return log
-
-
-def _load_model(name: str) -> ZooModel:
-    from metamers.models.user import UserModelError
-
-    try:
-        return load(name)
-    except UserModelError as e:
-        raise PlanError(f"model {name}: {e}") from e
-    except KeyError as e:
-        raise PlanError(str(e).strip('"')) from e
-    except (RuntimeError, FileNotFoundError) as e:
-        raise PlanError(f"model {name!r} cannot be loaded here: {e}") from e
 
 
 def _stages(zoo: ZooModel, mp: ModelPlan) -> list[tuple[str, str]]:
@@ -201,7 +170,7 @@ def _resolved_batch(out: Path, plan: Plan, has_gpu: Callable[[], bool], log: log
     return batch
 
 
-def _jobs(plan: Plan, zoos: dict[str, ZooModel], batch: int) -> list[_Job]:
+def _jobs(plan: Plan, zoos: dict[str, ZooModel], batch: int) -> list[Job]:
     jobs = []
     for mp in plan.models:
         zoo = zoos[mp.name]
@@ -210,12 +179,8 @@ def _jobs(plan: Plan, zoos: dict[str, ZooModel], batch: int) -> list[_Job]:
         iterations = plan.settings(zoo.kind).iterations
         for stage, layer in _stages(zoo, mp):
             for k, b in enumerate(batches):
-                jobs.append(_Job(zoo.name, zoo.kind, stage, layer, k, tuple(b), iterations))
+                jobs.append(Job(zoo.name, zoo.kind, stage, layer, k, tuple(b), iterations))
     return jobs
-
-
-def _fingerprint(*parts: object) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def run_plan(
@@ -281,7 +246,7 @@ def run_plan(
         raise RunError(f"{out} is a file, not a run directory; give another --out.")
     device = str(resolve_device(device if executor == "local" else None))  # Ray: each worker decides
     register_plan_models(plan)
-    zoos = {mp.name: _load_model(mp.name) for mp in plan.models}
+    zoos = {mp.name: load_model(mp.name) for mp in plan.models}
     for mp in plan.models:  # every layer exists: checked before anything is written
         _stages(zoos[mp.name], mp)
     _check_recognizers(plan, zoos)
@@ -295,7 +260,7 @@ def _check_recognizers(plan: Plan, zoos: dict[str, ZooModel]) -> None:
     """Every recognizer loads, and judges some generator of the plan (one of its kind), or the plan is refused."""
     kinds = {z.kind for z in zoos.values()}
     for r in plan.recognizers:
-        kind = zoos[r].kind if r in zoos else _load_model(r).kind
+        kind = zoos[r].kind if r in zoos else load_model(r).kind
         if kind not in kinds:
             raise PlanError(
                 f"transfer.recognizers: {r} is a{'n' if kind[0] in 'aeiou' else ''} {kind} model, and the plan "
@@ -348,7 +313,7 @@ def _session(
         if not catalog.query("SELECT 1 FROM jobs WHERE name=?", (step,)):
             catalog.set_job(step, step=step, state="pending")
 
-    _redo_damaged(out, jobs, catalog, log)
+    redo_damaged(out, jobs, catalog, log)
     synth_total = sum(j.iterations for j in jobs)
     done_before = {
         r["name"] for r in catalog.query("SELECT name FROM jobs WHERE step='synthesize' AND state='done'")
@@ -362,7 +327,7 @@ def _session(
         for mp in plan.models:  # the originals, as a person sees or hears them; a model whose stimuli fail fails
             zoo = zoos[mp.name]
             try:
-                _STIMULI[(_plan_key(plan), zoo.name)] = natural_stimuli(plan, zoo, out)
+                stimuli = natural_stimuli(plan, zoo, out)
             except Exception as e:  # e.g. a speech synthesiser that is not installed
                 log.error("stimuli for %s could not be made: %s", zoo.name, e)
                 for job in jobs:
@@ -370,8 +335,8 @@ def _session(
                         catalog.set_job(job.name, state="failed", error=f"{type(e).__name__}: {e}")
                         failures.append(f"{job.name}: {type(e).__name__}: {e}")
                 continue
-            _MODELS[zoo.name] = zoo
-            todo += [j for j in jobs if j.model == zoo.name and not (j.name in done_before and _complete(j, out))]
+            remember_inputs(plan, zoo, stimuli)
+            todo += [j for j in jobs if j.model == zoo.name and not (j.name in done_before and complete(j, out))]
         if executor == "ray":
             from metamers.runs.ray_executor import run_on_ray
 
@@ -379,9 +344,9 @@ def _session(
         else:
             results_of = {}
             for job in todo:
-                _mark_running(job, catalog, log, bar)
+                mark_running(job, catalog, log, bar)
                 results_of[job.name] = execute_job(job, plan, out, device, tick=bar.tick())
-                _record(job, results_of[job.name], catalog, log, bar)
+                record(job, results_of[job.name], catalog, log, bar)
         failures += [f"{n}: {r['error']}" for n, r in results_of.items() if r["state"] == "failed"]
         results = sorted(p.relative_to(out).as_posix() for p in (out / "results").glob("*.safetensors"))
         planned = {j.result for j in jobs}
@@ -416,165 +381,6 @@ def _session(
     return summary
 
 
-_MODELS: dict[str, ZooModel] = {}
-_STIMULI: dict[tuple[str, str], torch.Tensor] = {}
-"""Per process: models and stimuli already made (a worker runs many jobs of the same models)."""
-
-
-def _plan_key(plan: Plan) -> str:
-    return _fingerprint(plan.to_dict())
-
-
-def _job_inputs(job: _Job, plan: Plan) -> tuple[ZooModel, torch.Tensor]:
-    """The job's model and stimuli, made once per process."""
-    if job.model not in _MODELS:
-        register_plan_models(plan)  # a Ray worker's process has not seen the plan's own models yet
-        _MODELS[job.model] = _load_model(job.model)
-    zoo = _MODELS[job.model]
-    key = (_plan_key(plan), zoo.name)
-    if key not in _STIMULI:
-        _STIMULI[key] = natural_stimuli(plan, zoo, None)
-    index = [plan.stimuli(zoo.kind).index(n) for n in job.names]
-    return zoo, _STIMULI[key][index]
-
-
-def _complete(job: _Job, out: Path) -> bool:
-    """A done job's files are all there: its result and every media file (a missing one is written again)."""
-    media = media_files(job.kind, job.model, job.stage, job.names)
-    return (out / job.result).exists() and all((out / m).exists() for m in media)
-
-
-def _redo_damaged(out: Path, jobs: list[_Job], catalog: Catalog, log: logging.Logger) -> None:
-    """Results that cannot be read are set aside (``.corrupt``) and their jobs made pending, to be redone now; a
-    damaged null is set aside and the validation made pending (it computes the null again)."""
-    for job in jobs:
-        path = out / job.result
-        why = safetensors_problem(path) if path.exists() else None
-        if why is not None:
-            moved = set_aside(path)
-            catalog.set_job(job.name, state="pending", error=f"damaged result set aside as {moved.name}: {why}")
-            log.warning("%s is damaged (%s); set aside as %s, redoing %s", job.result, why, moved.name, job.name)
-    for null in sorted((out / "nulls").glob("*.safetensors")):  # a cache of validation: redo the validation
-        why = safetensors_problem(null)
-        if why is not None:
-            moved = set_aside(null)
-            catalog.set_job("validate", state="pending", error=f"damaged null set aside as {moved.name}: {why}")
-            log.warning("nulls/%s is damaged (%s); set aside as %s, validating again", null.name, why, moved.name)
-
-
-def execute_job(
-    job: _Job, plan: Plan, out: str | os.PathLike, device: str = "cpu", tick: Callable[[int], None] | None = None
-) -> dict:
-    """Run one synthesis job in this process and write its result and media into the run directory ``out``.
-
-    It writes no catalog: whoever runs it (the local loop, or a Ray worker's driver) records the returned state.
-    A finished result with the same settings and stimuli is kept; an interrupted one resumes from its checkpoint;
-    ``checkpoints/<job>.pid`` names the process working on it while it runs.
-
-    Returns
-    -------
-    dict
-        ``{"state": "done" or "failed", "error": message or None, "seconds", "rho": [rho at the layer, ...],
-        "reused": whether the result was already there, "pid", "host"}``.
-    """
-    out = Path(out)
-    t = time.time()
-    info = {"pid": os.getpid(), "host": socket.gethostname(), "reused": False, "rho": [], "error": None}
-    try:
-        zoo, x = _job_inputs(job, plan)
-        settings = plan.settings(job.kind).replace(seed=plan.seed + job.batch)
-        if zoo.kind == "cochleagram":  # a cochleagram is bounded below by 0, not a waveform's [-1, 1]
-            settings = settings.replace(bounds=zoo.bounds)
-        path = out / job.result
-        r = _finished(path)
-        if r is not None:
-            if r.settings == settings and r.extra.get("stimuli") == list(job.names) and torch.equal(r.stimuli, x):
-                write_media(zoo, r, job, out)  # it may have been killed between the result and its media
-                return {**info, "state": "done", "reused": True, "seconds": 0.0, "rho": r.layer_rho.tolist()}
-        ckpt = out / "checkpoints" / f"{job.stem}.pt"
-        ckpt.parent.mkdir(parents=True, exist_ok=True)
-        pidfile = ckpt.with_suffix(".pid")
-        pidfile.write_text(f"{os.getpid()} {socket.gethostname()}\n")
-        seen = [0]
-
-        def step(iteration: int, _x: torch.Tensor) -> None:
-            if tick is not None:
-                tick(iteration - seen[0])
-            seen[0] = iteration
-
-        r = synthesize(
-            zoo.module,
-            x.to(device),
-            job.layer,
-            settings,
-            init=initial_noise(zoo, settings, len(job.names)),
-            checkpoint=ckpt,
-            checkpoint_every=plan.checkpoint_every(job.kind),
-            progress=False,
-            callback=step,
-        )
-        r.extra.update(
-            model=zoo.name,
-            stimuli=list(job.names),
-            stage=job.stage,
-            batch=job.batch,
-            kind=job.kind,
-            speech=plan.speech if job.kind != "image" and plan.files(job.kind) is None else None,
-            labels=[given.get(n) for n in job.names] if (given := plan.stimulus_labels(job.kind)) else None,
-            model_spec=_spec_of(plan, job.model),
-        )
-        r.save(path)
-        write_media(zoo, r, job, out)
-        ckpt.unlink(missing_ok=True)
-        pidfile.unlink(missing_ok=True)
-    except Exception as e:
-        import traceback
-
-        return {**info, "state": "failed", "error": f"{type(e).__name__}: {e}", "seconds": round(time.time() - t, 1),
-                "traceback": traceback.format_exc()}  # fmt: skip
-    return {**info, "state": "done", "seconds": round(time.time() - t, 1), "rho": r.layer_rho.tolist()}
-
-
-def _spec_of(plan: Plan, model: str) -> dict | None:
-    """The user-model spec a result records (None for a zoo model): the result then names how to build its model."""
-    spec = next((mp.spec for mp in plan.models if mp.name == model), None)
-    return model_spec(model, spec).to_dict() if spec else None
-
-
-def _finished(path: Path) -> SynthesisResult | None:
-    """The job's finished result, or None: none yet, or a damaged one, which is set aside to be redone."""
-    try:
-        return SynthesisResult.load(path)
-    except FileNotFoundError:
-        return None
-    except DamagedFile:
-        set_aside(path)
-        return None
-
-
-def _mark_running(job: _Job, catalog: Catalog, log: logging.Logger, bar: _Bar, host: str | None = None) -> None:
-    bar.describe(f"{job.model} {job.stage} b{job.batch}")
-    catalog.set_job(job.name, state="running", pid=os.getpid(), host=host or socket.gethostname(),
-                    started=time.time(), error=None)  # fmt: skip
-    log.info("start %s (%d stimuli, %d iterations)", job.name, len(job.names), job.iterations)
-
-
-def _record(job: _Job, res: dict, catalog: Catalog, log: logging.Logger, bar: _Bar) -> None:
-    """Write a finished job's state to the catalog and the log; complete its share of the progress bar."""
-    bar.finish(job.iterations)
-    where = f" on {res.get('host')} (pid {res.get('pid')})" if res.get("pid") != os.getpid() else ""
-    if res["state"] == "failed":
-        catalog.set_job(job.name, state="failed", error=res["error"], finished=time.time(), seconds=res["seconds"])
-        log.error("failed %s%s: %s\n%s", job.name, where, res["error"], res.get("traceback", ""))
-        return
-    catalog.set_job(job.name, state="done", error=None, finished=time.time(), seconds=res["seconds"])
-    rho = ", ".join(f"{v:.3f}" for v in res["rho"])
-    if res["reused"]:
-        log.info("found finished %s%s: rho at the layer %s", job.name, where, rho)
-    else:
-        log.info("done %s%s in %.0f s: rho at the layer %s", job.name, where, res["seconds"], rho)
-
-
 def _steps(
     plan: Plan, out: Path, results: list[str], catalog: Catalog, bar: _Bar, log: logging.Logger, extra: dict
 ) -> None:
@@ -586,9 +392,9 @@ def _steps(
 
     sizes = [(r, (out / r).stat().st_size, (out / r).stat().st_mtime_ns) for r in results]
     keys = {
-        "validate": _fingerprint(sizes, plan.pairs, plan.percentile, plan.same_label, plan.source, plan.seed),
+        "validate": fingerprint(sizes, plan.pairs, plan.percentile, plan.same_label, plan.source, plan.seed),
     }
-    keys["transfer"] = _fingerprint(keys["validate"], plan.recognizers, plan.spaces)
+    keys["transfer"] = fingerprint(keys["validate"], plan.recognizers, plan.spaces)
 
     def step(name: str, fn) -> None:
         row = catalog.query("SELECT state, output FROM jobs WHERE name=?", (name,))
