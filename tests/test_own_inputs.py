@@ -205,3 +205,49 @@ def test_the_command_line_synthesizes_a_users_model_on_a_folder_and_validates_it
     assert (out / "figures" / "null_grid_mynet.png").is_file()
     assert main(["synthesize", f"{tmp_path}/nothere.py:build", "--layer", "1"]) == 2
     assert "no Python file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"stimuli": {"images": "nowhere"}}, r"stimuli.images: no folder or files at"),
+        ({"stimuli": {"sounds": "photos"}}, r"stimuli.sounds: .*photos holds images, where sounds belong"),
+        ({"stimuli": {"image_labels": "folders"}}, r"stimuli.image_labels labels files: give stimuli.images"),
+        ({"stimuli": {"images": "photos", "image_labels": "nope.csv"}}, r"no label file .*nope.csv"),
+        ({"validation": {"null_images": "empty"}}, r"validation.null_images: no images"),
+        ({"model": [{"name": "m", "weights": "w.pt"}]}, r"has weights but no module"),
+        ({"model": [{"name": "m", "module": "mynet.py:build", "input_shape": "3x32"}]}, r"input_shape '3x32'"),
+        ({"model": [{"name": "m", "module": "mynet.py:build", "kind": "video"}]}, r"kind = 'video'"),
+        ({"model": [{"name": "m", "module": "mynet.py:build", "mean": "0.5"}]}, r"mean must be a list of numbers"),
+        ({"model": [{"name": "m", "module": "mynet.py:build", "stages": ["1"]}]}, r"stages must be a table"),
+    ],
+)
+def test_a_plan_with_unusable_own_inputs_is_refused_naming_the_field(tmp_path, change, message):
+    from metamers.runs.plan import PlanError, parse_plan
+
+    _write_images(tmp_path / "photos", ["cat/a.png", "dog/b.png"])
+    (tmp_path / "empty").mkdir()
+    data = {"model": [{"name": "efficientnet-lite0", "layers": ["block_1"]}], **change}
+    with pytest.raises(PlanError, match=message):
+        parse_plan(data, base=tmp_path)
+
+
+def test_a_plan_resolves_its_paths_from_its_own_folder_and_round_trips(netfile, tmp_path, monkeypatch):
+    from metamers.runs.plan import load_plan, parse_plan, plan_toml
+
+    _write_images(tmp_path / "photos", ["cat/a.png", "dog/b.png"])
+    (tmp_path / "plan.toml").write_text(
+        '[stimuli]\nimages = "photos"\nimage_labels = "folders"\n[validation]\nnull_images = "photos"\n'
+        '[[model]]\nname = "mine"\nmodule = "mynet.py:build"\ninput_shape = [3, 32, 32]\n'
+        'stages = { early = "1" }\n'
+    )
+    monkeypatch.chdir("/")
+    plan = load_plan(tmp_path / "plan.toml")
+    assert plan.stimuli("image") == ("cat-a", "dog-b") and plan.stimulus_labels("image") == {
+        "cat-a": "cat",
+        "dog-b": "dog",
+    }
+    assert plan.models[0].spec["module"] == f"{netfile}:build" and plan.null_files("image").names == ("cat-a", "dog-b")
+    import tomllib
+
+    assert parse_plan(tomllib.loads(plan_toml(plan))) == plan  # written with absolute paths

@@ -59,10 +59,14 @@ batch = "auto"              # stimuli optimised together in one synthesis job: "
 
 [stimuli]
 images = 4                  # a number (the first N of chelsea, coffee, rocket, camera, astronaut, clock, then the
-                            # other offline pictures, 19 in all) or a list of names (metamers.stimuli.IMAGES)
+                            # other offline pictures, 19 in all) or a list of names (metamers.stimuli.IMAGES),
+                            # or your own: a folder (searched recursively) or a glob of PNG/JPEG ("photos/*.jpg")
+# image_labels = "folders"  # with your own images: labels from sub-folder names, or a CSV with columns file,label
 words = 2                   # audio models: a number (the first N of may, uniform, today, nine, alpha, lima, then
                             # the rest of the 61 words) or a list of words (metamers.audio.speech.VOCABULARY)
 speech = "recorded"         # the words' source: recorded (real speech), espeak-ng or flite
+# sounds = "clips"          # audio models: your own WAV/FLAC/OGG files instead of the words (resampled, cut or
+                            # padded to the model's clip, the sound centred); sound_labels as image_labels
 
 [synthesis.image]           # any field of metamers.SynthesisSettings; preset first, then the changes
 preset = "feather2019"      # Adam, squared error, white-noise start, [0, 1] bounds
@@ -84,6 +88,8 @@ pairs = 1000000             # pairs in each null distribution (the paper's)
 percentile = 100            # a metamer's rho must exceed this percentile of the null (100: its maximum)
 same_label = true           # and the model must give it the label of its stimulus
 source = "png"              # judge what a person sees or hears (8-bit PNG, 16-bit WAV) or "full" precision
+# null_images = "train-images"  # the null's source: your files (e.g. the network's training images) instead of the
+# null_sounds = "train-clips"   # built-in pictures or speech clips; keyed in the null store by their content
 
 [transfer]
 recognizers = []            # models that classify every accepted metamer (those of the generator's kind)
@@ -92,6 +98,18 @@ spaces = ["imagenet", "16-way"]   # label spaces for images; audio is judged in 
 [[model]]
 name = "efficientnet-lite0" # a zoo name (`metamers models`); a word network + ":cochleagram" is its cochleagram view
 layers = "stages"           # "stages" (the model's default stages) or a list of stage or layer names
+
+# Your own model: name it and say how to build it (paths relative to this file).
+# [[model]]
+# name = "mynet"
+# module = "mynet.py:build" # or "package.module:callable" (returns an nn.Module), or a TorchScript file
+# weights = "mynet.pth"     # a state dict (torch.save(net.state_dict())) or a .safetensors file
+# kind = "image"            # or "audio" (a waveform; sample_rate = 20000)
+# input_shape = [3, 224, 224]
+# mean = [0.485, 0.456, 0.406]  # preprocessing inside the graph (optional)
+# std = [0.229, 0.224, 0.225]
+# labels = "imagenet"       # or a text file (one per line), or "torchvision.models:ResNet50_Weights.DEFAULT"
+# stages = { early = "net.layer1", late = "net.layer4" }
 """
 
 _TOP = {"name", "seed", "batch", "stimuli", "synthesis", "validation", "transfer", "model"}
