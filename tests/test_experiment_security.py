@@ -10,16 +10,27 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import random
 import re
+import signal
+import socket
 import struct
+import subprocess
+import sys
 import threading
+import time
 import warnings
+from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
+from PIL import Image
 
-from metamers.experiments import build_experiment, create_app, load_experiment
+from metamers.experiments import MAX_BODY, build_experiment, create_app, load_experiment
 
 with warnings.catch_warnings():  # "install httpx2": the TestClient works as it is
     warnings.simplefilter("ignore")
@@ -289,6 +300,97 @@ def test_media_ids_are_random_not_derived(image_run, image_app, make_experiment)
         assert s["file"] == f"stimuli/{sid}.png"
 
 
+def _served_media(served: Served) -> dict[str, bytes]:
+    """Every stimulus of the experiment as the server sends it."""
+    out = {}
+    for sid in served.exp["stimuli"]:
+        r = served.client.get(f"/media/{sid}")
+        assert r.status_code == 200
+        out[sid] = r.content
+    return out
+
+
+def _run_file(exp: dict, s: dict) -> Path | None:
+    """The run's media file a stimulus was made from; None for practice, the mask and the headphone check."""
+    from metamers.runs.run import media_path
+
+    conditions = {c["id"]: c for c in exp["conditions"]}
+    if s["condition"] not in conditions:
+        return None
+    c = conditions["c1" if s["condition"] == "natural" else s["condition"]]  # one model: its originals are natural
+    stage = "original" if s["condition"] == "natural" else c["stage"]
+    return Path(exp["run"]) / media_path(c["model"], stage, s["source"], exp["kind"])
+
+
+def test_every_picture_has_one_byte_size_and_shows_its_stimulus(image_app):
+    # compressed, a natural photo (47-92 KB) told itself apart from a metamer (141-148 KB) by its size alone
+    exp, media = image_app.exp, _served_media(image_app)
+    assert {s["condition"] for s in exp["stimuli"].values()} == {"c1", "natural", "practice", "mask"}
+    assert len({len(data) for data in media.values()}) == 1
+    for sid, data in media.items():
+        shown = np.asarray(Image.open(io.BytesIO(data)))
+        assert shown.shape == (224, 224, 3)
+        src = _run_file(exp, exp["stimuli"][sid])
+        if src is not None:
+            assert np.array_equal(shown, np.asarray(Image.open(src).convert("RGB"))), sid
+    assert len({exp["stimuli"][sid]["condition"] for sid in media if _run_file(exp, exp["stimuli"][sid])}) == 2
+
+
+def test_every_sound_of_a_kind_has_one_byte_size_and_plays_its_stimulus(audio_app):
+    exp, media = audio_app.exp, _served_media(audio_app)
+    trials = {sid for sid, s in exp["stimuli"].items() if s["condition"] not in ("headphones", "calibration")}
+    assert len({len(media[sid]) for sid in trials}) == 1  # what a trial plays: practice, natural, metamers
+    assert len({len(media[sid]) for sid in exp["headphone_check"]["trials"]}) == 1  # whatever the right answer
+    for sid in trials:
+        played, sr = sf.read(io.BytesIO(media[sid]), dtype="int16")
+        assert sr == 20000 and played.shape == (40000,)
+        src = _run_file(exp, exp["stimuli"][sid])
+        if src is not None:
+            assert np.array_equal(played, sf.read(str(src), dtype="int16")[0]), sid
+
+
+# ---- who is a participant ---------------------------------------------------------------------------------------
+def test_a_visitor_without_an_id_is_stored_only_once_they_consent(image_app):
+    c, store = image_app.client, image_app.store
+    before = len(store.all_participants())
+    visits = [c.post("/api/start", json={"params": {}, "user_agent": "crawler"}).json() for _ in range(30)]
+    assert len(store.all_participants()) == before  # 30 page views: no participant, no trial list taken
+    sessions = {v["session"] for v in visits}
+    assert len(sessions) == 30 and not any(v["consented"] for v in visits)
+    s = visits[0]["session"]
+    assert c.post("/api/next", json={"session": s}).status_code == 409  # consent first, as for anyone
+    reload = c.post("/api/start", json={"session": s}).json()
+    assert reload["session"] == s and not reload["consented"]
+    assert len(store.all_participants()) == before
+    for _ in range(2):  # a double click
+        assert c.post("/api/consent", json={"session": s}).status_code == 200
+    assert len(store.all_participants()) == before + 1
+    p = store.by_session(s)
+    assert p["source"] == "anonymous" and p["external_id"].startswith("anonymous:") and p["consented"] is not None
+    assert c.post("/api/next", json={"session": s}).json()["trial"] == 0
+    # its session is signed, not remembered: it still works after a restart (a new app on the same database)
+    again = TestClient(create_app(image_app.dir, db_url=str(store.engine.url)), raise_server_exceptions=False)
+    late = visits[1]["session"]
+    assert again.post("/api/consent", json={"session": late}).status_code == 200
+    assert store.by_session(late)["list_index"] == (before + 1) % len(image_app.exp["lists"])
+
+
+@pytest.mark.parametrize("how", ["signature changed", "signature of another", "named participant's length"])
+def test_a_forged_visitor_session_is_refused_and_stores_nothing(image_app, how):
+    c, store = image_app.client, image_app.store
+    a, b = (c.post("/api/start", json={"params": {}}).json()["session"] for _ in range(2))
+    forged = {
+        "signature changed": a[:-1] + ("A" if a[-1] != "A" else "B"),
+        "signature of another": a[:24] + b[24:],
+        "named participant's length": a[:32],
+    }[how]
+    before = store.all_participants()
+    for route in ("/api/start", "/api/consent", "/api/next"):
+        r = c.post(route, json={"session": forged})
+        assert r.status_code == 401 and set(r.json()) == {"error"}, route
+    assert store.all_participants() == before
+
+
 # ---- researcher pages -----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("route", RESEARCHER_ROUTES)
 @pytest.mark.parametrize(
@@ -382,6 +484,7 @@ BAD = {
         "null": None,
         "empty": "",
         "unknown": "A" * 32,
+        "forged visitor session": "A" * 40,
         "traversal": "../../../../etc/passwd",
         "SQL": "x' OR '1'='1' -- xxxxxxxx",
         "markup": "<script>alert(1)</script>",
@@ -654,3 +757,155 @@ def test_headphone_answers_are_stored_once_and_come_first(audio_app):
             "done": False
         }
     assert len(audio_app.store.headphone_answers(audio_app.store.by_session(s)["id"])) == 1
+
+
+# ---- the real server, `metamers experiment serve`, as clients that hang up meet it ----------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Process:
+    """``metamers experiment serve`` in a subprocess on a loopback port, its log in a file."""
+
+    def __init__(self, directory, db, log) -> None:
+        self.port, self.log = _free_port(), log
+        self.media = next(f"media/{sid}" for sid in load_experiment(directory)["stimuli"])
+        cmd = [sys.executable, "-m", "metamers.cli", "experiment", "serve", str(directory), "--port", str(self.port),
+               "--db", f"sqlite:///{db}"]  # fmt: skip
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log.open("w"))
+        deadline = time.monotonic() + 120  # the CLI imports torch: seconds on a busy machine
+        while not self.answers():
+            assert self.proc.poll() is None, f"the server did not start: {log.read_text()}"
+            assert time.monotonic() < deadline, "the server did not start in 120 s"
+            time.sleep(0.2)
+
+    def connect(self) -> socket.socket:
+        return socket.create_connection(("127.0.0.1", self.port), timeout=2)
+
+    def exchange(self, request: bytes) -> bytes:
+        """Send a whole request (with ``Connection: close``) and read the reply to its end."""
+        with self.connect() as s:
+            s.sendall(request)
+            reply = b""
+            while chunk := s.recv(65536):
+                reply += chunk
+        return reply
+
+    def answers(self) -> bool:
+        """Whether the server is up and serves the page and a participant's start."""
+        try:
+            page = self.exchange(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            body = json.dumps({"params": {"participant": "still-there"}}).encode()
+            start = self.exchange(_post("/api/start", body))
+        except OSError:
+            return False
+        return page.startswith(b"HTTP/1.1 200") and start.startswith(b"HTTP/1.1 200") and b'"session"' in start
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+
+def _post(path: str, body: bytes, length: int | None = None, close: bool = True) -> bytes:
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+    head += f"{len(body) if length is None else length}\r\n" + ("Connection: close\r\n" if close else "") + "\r\n"
+    return head.encode() + body
+
+
+def _reset(s: socket.socket) -> None:
+    """Close with a TCP reset (SO_LINGER 0), as a browser tab that is killed."""
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def process(image_exp, tmp_path_factory):
+    d = tmp_path_factory.mktemp("sec-process")
+    p = Process(image_exp, d / "db.sqlite", d / "server.log")
+    yield p
+    p.proc.terminate()
+    p.proc.wait(timeout=30)
+
+
+def _hang_up(process: Process, case: str, i: int) -> None:
+    """One client that hangs up (the request of ``case``, variant ``i``)."""
+    valid = json.dumps({"session": "x" * 32}).encode()
+    s = process.connect()
+    if case == "oversized Content-Length, then close":  # the server refuses (413) to a socket already closed
+        route = ("/api/next", "/api/start", "/api/response")[i % 3]
+        s.sendall(_post(route, b"{", length=MAX_BODY + 1 + i, close=False))
+    elif case == "half-sent body, then close":
+        s.sendall(_post("/api/consent", valid[: 1 + i % (len(valid) - 1)], length=len(valid), close=False))
+    elif case == "headers cut off, then close":
+        s.sendall(_post("/api/next", valid, close=False)[: 1 + 7 * i % 90])
+    elif case == "whole request, gone before the reply":
+        s.sendall(_post("/api/start", json.dumps({"params": {}}).encode(), close=False))
+    elif case == "a picture, gone mid-download":
+        s.sendall(f"GET /{process.media} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        s.recv(1000)
+    (_reset if i % 2 else socket.socket.close)(s)
+
+
+HANG_UPS = [
+    "oversized Content-Length, then close",
+    "half-sent body, then close",
+    "headers cut off, then close",
+    "whole request, gone before the reply",
+    "a picture, gone mid-download",
+]
+
+
+@pytest.mark.parametrize("case", HANG_UPS)
+def test_clients_that_hang_up_do_not_kill_the_server(process, case):
+    for i in range(40):
+        _hang_up(process, case, i)
+    time.sleep(0.3)  # the server writes its replies to the closed sockets
+    assert process.alive(), f"the server died ({process.proc.returncode}): {process.log.read_text()[-2000:]}"
+    assert process.answers()
+    assert "Traceback" not in process.log.read_text()
+
+
+def _fuzz_request(rng: random.Random, media: str) -> tuple[bytes, bool]:
+    """A random request, and whether it is whole (then the client waits for the reply)."""
+    path = rng.choice([*POST_ROUTES, *RESEARCHER_ROUTES, "/", "/static/app.js", f"/{media}", "/media/%00", "/x" * 300])
+    body = rng.choice([b"", b"{", b"[]", b"null", b'{"session": 1}', b'{"params": {"participant": "fz"}}',
+                       bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200))), b"x" * 5000])  # fmt: skip
+    method = rng.choice(["GET", "POST", "POST", "PUT", "HEAD", "OPTIONS", "BREW", "G\x00T"])
+    whole = _post(path, body).replace(b"POST", method.encode(), 1)
+    if rng.random() < 0.2:  # headers a parser must refuse
+        bad = rng.choice([b"Content-Length: -1\r\n", b"Content-Length: 1e9\r\n", b"Transfer-Encoding: chunked\r\n",
+                          b"X: \x00\xff\r\n", b"no colon\r\n", b"Host: y\r\n" * 200])  # fmt: skip
+        whole = whole.replace(b"\r\n", b"\r\n" + bad, 1)
+        return whole, False
+    if rng.random() < 0.3:  # cut anywhere
+        return whole[: rng.randrange(1, len(whole))], False
+    return whole, True
+
+
+def test_a_few_hundred_random_requests_leave_the_server_answering_with_no_5xx(process):
+    rng, media, statuses = random.Random(22), process.media, []
+    for _ in range(300):
+        request, whole = _fuzz_request(rng, media)
+        if whole:
+            reply = process.exchange(request)
+            if reply:  # a parser may also hang up on a request it cannot read
+                statuses.append(int(reply.split(b" ", 2)[1]))
+        else:
+            s = process.connect()
+            s.sendall(request)
+            (_reset if rng.random() < 0.5 else socket.socket.close)(s)
+    assert process.alive(), f"the server died ({process.proc.returncode}): {process.log.read_text()[-2000:]}"
+    assert process.answers()
+    assert len(statuses) > 100 and not [s for s in statuses if s >= 500]
+    assert "Traceback" not in process.log.read_text()
+
+
+def test_a_listing_piped_into_head_still_ends_quietly():
+    # the other side of the SIGPIPE choice: `metamers models | head -1` must not print a BrokenPipeError
+    proc = subprocess.Popen([sys.executable, "-m", "metamers.cli", "models"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    proc.stdout.close()  # the reader has gone before the first line
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == -signal.SIGPIPE
+    assert err == b""

@@ -3,6 +3,7 @@
 import json
 import math
 import random
+import shutil
 from collections import Counter
 
 import numpy as np
@@ -150,6 +151,74 @@ def test_cli_builds_an_experiment_and_reports_bad_input_in_one_line(image_run, t
     assert "efficientnet-lite0" in out and "block_1" in out and "metamers experiment serve" in out
     assert main(["experiment", "analyze", str(tmp_path / "nope")]) == 2
     assert "is not an experiment" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["build", "RUN", "--presentation-ms", "-5"],
+        ["build", "RUN", "--presentation-ms", "0"],
+        ["build", "RUN", "--presentation-ms", "3600000"],
+        ["build", "RUN", "--participants", "0"],
+        ["build", "RUN", "--participants", "-3"],
+        ["build", "RUN", "--participants", "100000000"],
+        ["build", "RUN", "--trials-per-condition", "0"],
+        ["build", "RUN", "--practice", "-1"],
+        ["build", "RUN", "--catch", "-2"],
+        ["build", "RUN", "--seed", "-1"],
+        ["serve", "EXP", "--port", "0"],
+        ["serve", "EXP", "--port", "-80"],
+        ["serve", "EXP", "--port", "65536"],
+    ],
+    ids=" ".join,
+)
+def test_nonsense_numbers_are_refused_in_one_line_before_anything_is_written(image_run, tmp_path, capsys, args):
+    exp_dir = tmp_path / "e"
+    if args[0] == "build":
+        args = ["build", str(image_run), "--out", str(exp_dir), *args[2:]]
+    else:
+        build_experiment(image_run, exp_dir, participants=1, practice=0, catch=0)
+        args = ["serve", str(exp_dir), *args[2:]]
+    assert main(["experiment", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"metamers: error: {args[-2]} {args[-1]}: ") and err.count("\n") == 1, err
+    assert ("must be" in err) and ("from" in err or "or more" in err)
+    if args[0] == "build":
+        assert not exp_dir.exists() and not list(tmp_path.glob(".e*"))
+    else:
+        assert not (exp_dir / "responses.sqlite").exists()  # refused before the server opened its database
+
+
+@pytest.mark.parametrize("which", ["metamer", "original"])
+@pytest.mark.parametrize("damage", ["truncated", "not a PNG"])
+def test_a_damaged_media_file_is_one_line_naming_it_and_the_fix(image_run, tmp_path, capsys, which, damage):
+    run = tmp_path / "run"
+    shutil.copytree(image_run, run)
+    stage = "block_1" if which == "metamer" else "original"
+    png = run / "media" / "efficientnet-lite0" / stage / "coffee.png"
+    png.write_bytes(png.read_bytes()[:1000] if damage == "truncated" else b"<html>not found</html>")
+    assert main(["experiment", "build", str(run), "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"metamers: error: {png} is damaged, not a readable PNG (") and err.count("\n") == 1, err
+    if which == "metamer":  # a rerun rewrites a metamer's media only with its result
+        assert f"delete {run / 'results' / 'efficientnet-lite0__block_1__b0.safetensors'} and rerun" in err
+    else:
+        assert f"rerun `metamers run {run}` to write it again" in err
+    assert not (tmp_path / "e").exists() and not list(tmp_path.glob(".e*"))
+
+
+def test_pictures_of_different_sizes_are_refused_in_one_line(image_run, tmp_path):
+    # as a run of two models with different input sizes: a picture's size would tell which model made it
+    from PIL import Image
+
+    run = tmp_path / "run"
+    shutil.copytree(image_run, run)
+    png = run / "media" / "efficientnet-lite0" / "block_1" / "rocket.png"
+    Image.open(png).resize((240, 240)).save(png)
+    told = r"pictures differ in size .*chelsea.png: 224x224, .*rocket.png: 240x240.*--models"
+    with pytest.raises(ExperimentError, match=told):
+        build_experiment(run, tmp_path / "e")
+    assert not (tmp_path / "e").exists() and not list(tmp_path.glob(".e*"))
 
 
 # ---- the database ----

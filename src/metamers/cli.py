@@ -281,6 +281,8 @@ def _cmd_experiment_serve(args: argparse.Namespace) -> None:
 
     from metamers.experiments import create_app, default_url
 
+    if not 1 <= args.port <= 65535:
+        raise CLIError(f"--port {args.port}: a TCP port must be from 1 to 65535 (e.g. 8000).")
     app = create_app(args.experiment, db_url=args.db)
     url = f"http://{args.host}:{args.port}/"
     print(f"participants: {url}?participant=ID  (Prolific passes ?PROLIFIC_PID=..., MTurk ?workerId=...)")
@@ -508,6 +510,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+_LISTINGS = ("layers", "models", "status")
+"""Commands that only print a listing: they end quietly, killed by SIGPIPE, when a pipe's reader (``head``) stops.
+The others keep Python's SIGPIPE handling, so that a client who hangs up raises an error in the writer instead."""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``metamers`` command.
 
@@ -517,8 +524,9 @@ def main(argv: list[str] | None = None) -> int:
     import os
     import signal
 
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `metamers layers ... | head` ends quietly
     args = build_parser().parse_args(argv)
+    if args.command in _LISTINGS:  # `metamers layers ... | head` ends quietly; a server must not die of a closed socket
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
         check_args(args)
         args.func(args)

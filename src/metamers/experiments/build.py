@@ -25,6 +25,8 @@ from metamers.experiments.headphones import TRIALS, calibration_noise, headphone
 __all__ = ["HUMAN_NAMES", "ExperimentError", "build_experiment", "load_experiment"]
 
 FORMAT = 1
+MAX_PARTICIPANTS = 10_000
+"""Most distinct trial lists an experiment has (participants beyond them reuse the lists in turn)."""
 
 # What a person would call each picture of :data:`metamers.stimuli.IMAGES` (its 16-way category where it has one).
 HUMAN_NAMES: dict[str, str] = {
@@ -67,25 +69,69 @@ def _accepted(run: Path) -> tuple[list[dict], object]:
     except (RunError, PlanError) as exc:
         raise ExperimentError(str(exc)) from None
     rows = Catalog(run).query(
-        "SELECT m.model, m.layer, m.stimulus, j.stage, j.kind FROM metamers m "
+        "SELECT m.model, m.layer, m.stimulus, j.stage, j.kind, j.output FROM metamers m "
         "JOIN jobs j ON j.output = m.result_file JOIN validation v ON v.metamer_id = m.id "
         "WHERE v.accepted = 1 ORDER BY j.rowid, m.item"
     )
     return rows, plan
 
 
-def _write_png(src: Path, dst: Path) -> None:
+def _write_png(src: Path, dst: Path) -> tuple[int, int]:
+    """Re-encode a picture as an uncompressed RGB PNG and return its (width, height).
+
+    Re-encoded, nothing of the source file's metadata travels. Uncompressed, every picture of one size has the same
+    number of bytes: compressed, a natural photo (47-92 KB) and a noise-like metamer (141-148 KB) would tell a
+    participant their condition by the size of the download alone.
+    """
     from PIL import Image
 
-    with Image.open(src) as im:  # re-encoded: nothing of the source file's metadata travels
-        im.convert("RGB" if im.mode not in ("L", "RGB") else im.mode).save(dst, format="PNG")
+    with Image.open(src) as im:
+        rgb = im.convert("RGB")
+    rgb.save(dst, format="PNG", compress_level=0)
+    return rgb.size
 
 
-def _write_wav(src: Path, dst: Path) -> None:
+def _write_wav(src: Path, dst: Path) -> tuple[int, int]:
+    """Re-encode a sound as 16-bit PCM WAV (nothing of the source file's metadata travels); its (samples, rate)."""
     import soundfile as sf
 
     x, sr = sf.read(str(src), dtype="int16")
     sf.write(str(dst), x, sr, subtype="PCM_16", format="WAV")
+    return len(x), sr
+
+
+def _unreadable() -> tuple[type[BaseException], ...]:
+    """What Pillow and libsndfile raise on a damaged file (truncated, overwritten, not a PNG or WAV at all)."""
+    import zlib
+
+    import soundfile as sf
+
+    return OSError, SyntaxError, ValueError, EOFError, zlib.error, sf.LibsndfileError
+
+
+_LIMITS = {  # argument: (least, most or None, what it is)
+    "participants": (1, MAX_PARTICIPANTS, "the number of distinct trial lists"),
+    "practice": (0, None, "the number of practice trials"),
+    "trials_per_condition": (1, None, "the number of trials of each condition per participant"),
+    "catch": (0, None, "the number of catch trials"),
+    "presentation_ms": (1, 60_000, "the time an image is shown, in ms,"),
+    "seed": (0, None, "the seed"),
+}
+
+
+def _check_settings(**given: int | None) -> None:
+    """Refuse numbers no experiment can have (``--presentation-ms -5``, ``--participants 0``) before anything is
+    written; None is a default left to the build."""
+    for name, value in given.items():
+        if value is None:
+            continue
+        low, high, what = _LIMITS[name]
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ExperimentError(f"{flag} {value!r}: {what} must be a whole number.")
+        if value < low or (high is not None and value > high):
+            bounds = f"from {low} to {high}" if high is not None else f"{low} or more"
+            raise ExperimentError(f"{flag} {value}: {what} must be {bounds}.")
 
 
 def _new_id(taken: set[str]) -> str:
@@ -130,18 +176,19 @@ def build_experiment(
         Trials per condition per participant (default: the smallest condition's size, at most 10 for images as in
         the paper and 5 for sounds).
     participants : int
-        Number of distinct trial lists; participants beyond it reuse them in turn.
+        Number of distinct trial lists (1 to 10000); participants beyond it reuse them in turn.
     practice : int
         Practice trials per participant (with feedback, on stimuli outside the run).
     catch : int, optional
         Catch trials per participant: natural stimuli the participant does not see in the natural condition
         (default: 2, or as many as the natural stimuli left after the natural condition allow).
     presentation_ms : int
-        How long an image is shown before its mask (Geirhos et al. 2018: 200 ms). Sounds play once, whole.
+        How long an image is shown before its mask, 1 to 60000 (Geirhos et al. 2018: 200 ms). Sounds play once,
+        whole.
     completion_code : str, optional
         The code shown at the end (Prolific's, MTurk's); default a random one.
     seed : int
-        Seed of the trial lists and the headphone check.
+        Seed of the trial lists and the headphone check (0 or more).
 
     Examples
     --------
@@ -149,6 +196,8 @@ def build_experiment(
     >>> len(exp["conditions"])  # doctest: +SKIP
     4
     """
+    _check_settings(participants=participants, practice=practice, trials_per_condition=trials_per_condition,
+                    catch=catch, presentation_ms=presentation_ms, seed=seed)  # fmt: skip
     run, final = Path(run), Path(out)
     if (final / "experiment.json").exists():
         raise ExperimentError(f"{final} already holds an experiment; give another directory, or delete it first.")
@@ -216,15 +265,24 @@ def _build(
     (out / "stimuli").mkdir(parents=True, exist_ok=True)
     taken: set[str] = set()
     stimuli: dict[str, dict] = {}
+    shapes: dict[tuple[int, int], Path] = {}  # (width, height) or (samples, rate): one of the files of each
 
     def label(source: str) -> str:
         return HUMAN_NAMES.get(source, source) if kind == "image" else source
 
-    def add(src: Path, condition: str, source: str) -> str:
+    def add(src: Path, condition: str, source: str, result: str | None) -> str:
+        # a run rewrites its originals at every rerun, a metamer's media only with its result
+        fix = (f"delete {run / result} and rerun `metamers run {run}` to synthesize that job again" if result
+               else f"rerun `metamers run {run}` to write it again")  # fmt: skip
         if not src.is_file():
-            raise ExperimentError(f"{src} is missing from the run; rerun `metamers run {run}` to write its media.")
+            raise ExperimentError(f"{src} is missing from the run; {fix}.")
         sid = _new_id(taken)
-        (_write_png if kind == "image" else _write_wav)(src, out / "stimuli" / f"{sid}.{ext}")
+        try:
+            shape = (_write_png if kind == "image" else _write_wav)(src, out / "stimuli" / f"{sid}.{ext}")
+        except _unreadable() as exc:
+            why = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+            raise ExperimentError(f"{src} is damaged, not a readable {ext.upper()} ({why}); {fix}.") from None
+        shapes.setdefault(shape, src)
         stimuli[sid] = {
             "file": f"stimuli/{sid}.{ext}",
             "condition": condition,
@@ -244,15 +302,24 @@ def _build(
             conditions.append({"id": cid, "model": r["model"], "stage": r["stage"], "layer": r["layer"]})
             pools[cid] = []
         pools[index[key]].append(
-            add(run / media_path(r["model"], r["stage"], r["stimulus"], kind), index[key], r["stimulus"])
+            add(run / media_path(r["model"], r["stage"], r["stimulus"], kind), index[key], r["stimulus"], r["output"])
         )
     sources = list(dict.fromkeys(r["stimulus"] for r in rows))
     first_model = {s: next(r["model"] for r in rows if r["stimulus"] == s) for s in sources}
     conditions.append({"id": "natural", "model": None, "stage": "natural", "layer": None})
-    pools["natural"] = [add(run / media_path(first_model[s], "original", s, kind), "natural", s) for s in sources]
+    pools["natural"] = [add(run / media_path(first_model[s], "original", s, kind), "natural", s, None) for s in sources]
+    if len(shapes) > 1:
+        (a, fa), (b, fb) = list(shapes.items())[:2]
+        what = "pictures" if kind == "image" else "sounds"
+        size = "{0}x{1}".format if kind == "image" else "{0} samples at {1} Hz".format
+        raise ExperimentError(
+            f"the run's {what} differ in size ({fa}: {size(*a)}, {fb}: {size(*b)}), which would tell a participant "
+            "which model made each; build one experiment per input size (--models)."
+        )
+    (shape,) = shapes
 
     # practice: stimuli outside the run, with feedback
-    practice_ids = _practice(out, kind, plan, sources, practice, stimuli, taken, ext)
+    practice_ids = _practice(out, kind, plan, sources, practice, stimuli, taken, ext, shape)
     if trials_per_condition is None:
         room = [len(p) for p in pools.values()] + [len(pools["natural"]) - (catch or 0)]
         trials_per_condition = max(1, min(*room, 10 if kind == "image" else 5))
@@ -328,7 +395,7 @@ def _build(
     }
     if kind == "image":
         mask = _new_id(taken)
-        _mask_png(out / "stimuli" / f"{mask}.png", seed)
+        _mask_png(out / "stimuli" / f"{mask}.png", seed, shape)
         stimuli[mask] = {"file": f"stimuli/{mask}.png", "condition": "mask", "source": None, "answer": None}
         exp["task"]["mask"] = mask
     tok = out / "researcher_token.txt"
@@ -337,7 +404,10 @@ def _build(
     return exp
 
 
-def _practice(out: Path, kind: str, plan, sources: list[str], n: int, stimuli: dict, taken: set, ext: str) -> list[str]:
+def _practice(
+    out: Path, kind: str, plan, sources: list[str], n: int, stimuli: dict, taken: set, ext: str, shape: tuple[int, int]
+) -> list[str]:
+    """Practice stimuli (outside the run), of the trials' size: (width, height) or (samples, rate)."""
     if n <= 0:
         return []
     ids = []
@@ -347,10 +417,11 @@ def _practice(out: Path, kind: str, plan, sources: list[str], n: int, stimuli: d
         names = [p for p in _PRACTICE_IMAGES if p not in sources][:n]
         if len(names) < n:
             raise ExperimentError(f"only {len(names)} pictures outside the run are left for practice; ask for fewer.")
-        x, _ = load_photos(names, size=224)
+        x, _ = load_photos(names, size=shape[0])
         for i, name in enumerate(names):
             sid = _new_id(taken)
-            save_png(x[i], out / "stimuli" / f"{sid}.png")  # a plain 8-bit PNG: no metadata to strip
+            path = save_png(x[i], out / "stimuli" / f"{sid}.png")
+            _write_png(path, path)  # uncompressed, as the trials' pictures
             stimuli[sid] = {"file": f"stimuli/{sid}.png", "condition": "practice", "source": name}
             stimuli[sid]["answer"] = HUMAN_NAMES[name]
             ids.append(sid)
@@ -362,28 +433,31 @@ def _practice(out: Path, kind: str, plan, sources: list[str], n: int, stimuli: d
     words = [w for w in _PRACTICE_WORDS if w not in sources][:n]
     if len(words) < n:
         raise ExperimentError(f"only {len(words)} words outside the run are left for practice; ask for fewer.")
-    clips = word_clips(words, source=plan.speech).clamp(-1, 1)
+    samples, sr = shape
+    clips = word_clips(words, source=plan.speech, n_samples=samples, sr=sr).clamp(-1, 1)
     for i, word in enumerate(words):
         sid = _new_id(taken)
-        sf.write(str(out / "stimuli" / f"{sid}.wav"), clips[i].numpy(), 20000, subtype="PCM_16")
+        sf.write(str(out / "stimuli" / f"{sid}.wav"), clips[i].numpy(), sr, subtype="PCM_16")
         stimuli[sid] = {"file": f"stimuli/{sid}.wav", "condition": "practice", "source": word, "answer": word}
         ids.append(sid)
     return ids
 
 
-def _mask_png(path: Path, seed: int) -> None:
-    """A 1/f noise mask, as Geirhos et al. (2018) showed after each image."""
+def _mask_png(path: Path, seed: int, shape: tuple[int, int]) -> None:
+    """A 1/f noise mask of the pictures' (width, height), as Geirhos et al. (2018) showed after each image."""
     import numpy as np
     from PIL import Image
 
+    w, h = shape
     rng = np.random.default_rng(seed)
-    f = np.fft.fftfreq(224)
-    r = np.sqrt(f[:, None] ** 2 + f[None, :] ** 2)
+    fy, fx = np.fft.fftfreq(h), np.fft.fftfreq(w)
+    r = np.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)
     r[0, 0] = 1
-    spectrum = (rng.standard_normal((224, 224)) + 1j * rng.standard_normal((224, 224))) / r
+    spectrum = (rng.standard_normal((h, w)) + 1j * rng.standard_normal((h, w))) / r
     x = np.real(np.fft.ifft2(spectrum))
     x = (x - x.mean()) / x.std() * 0.2 + 0.5
-    Image.fromarray((np.clip(x, 0, 1) * 255).astype("uint8"), "L").save(path, format="PNG")
+    mask = Image.fromarray((np.clip(x, 0, 1) * 255).astype("uint8"), "L").convert("RGB")
+    mask.save(path, format="PNG", compress_level=0)  # as the pictures: RGB, uncompressed
 
 
 def load_experiment(directory: str | os.PathLike) -> dict:

@@ -8,7 +8,7 @@ Routes::
 
     GET  /                      the participant page (reads PROLIFIC_PID / workerId / participant from the URL)
     POST /api/start             {"params": {...}} or {"session": ...}: who the participant is and where they stand
-    POST /api/consent           {"session"}
+    POST /api/consent           {"session"} (a visitor without an id becomes a participant here)
     POST /api/headphones        {"session", "trial", "response"}: one answer of the headphone check (sounds)
     POST /api/next              {"session"}: the next trial, or the completion code
     POST /api/response          {"session", "trial", "response", "rt_ms", "client_time"}
@@ -19,6 +19,7 @@ Routes::
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import html
@@ -36,7 +37,7 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
@@ -110,10 +111,13 @@ async def _json(request: Request, fields: dict[str, tuple[type, bool]]) -> dict:
     if declared is not None and int(declared) > MAX_BODY:
         raise _Refused(413, f"request bodies are limited to {MAX_BODY} bytes")
     body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise _Refused(413, f"request bodies are limited to {MAX_BODY} bytes")
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:
+                raise _Refused(413, f"request bodies are limited to {MAX_BODY} bytes")
+    except ClientDisconnect:  # the client hung up mid-body: no one to answer, and nothing to log
+        raise _Refused(400, "the request was cut off") from None
     try:
         data = json.loads(body or b"null", parse_constant=_not_json)  # no NaN, Infinity
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; RecursionError: [[[[...]]]]
@@ -184,6 +188,26 @@ def create_app(directory: str | os.PathLike, db_url: str | None = None) -> Starl
     page = resources.files("metamers.experiments") / "page"
     built = formatdate((root / "experiment.json").stat().st_mtime, usegmt=True)  # the one time media are sent with
 
+    # A visitor whose link names no one gets a session the server signs, and no database row until they consent:
+    # page views, crawlers and abandoned tabs take no participant row and no trial list. The key is derived from
+    # the researcher token's hash, which only the server side has (it is in experiment.json, never served), so a
+    # visitor's session survives a restart and works with every server process of the experiment.
+    visitor_key = hashlib.sha256(b"metamers visitor session\0" + exp["researcher_token_sha256"].encode()).digest()
+
+    def signature(nonce: str) -> str:
+        return base64.urlsafe_b64encode(hmac.digest(visitor_key, nonce.encode(), "sha256")[:12]).decode()  # 16 chars
+
+    def visitor(session: str | None = None) -> dict:
+        """A visitor without an id as a participant not yet stored (``id`` None); a new one without ``session``."""
+        if session is None:
+            nonce = secrets.token_urlsafe(18)  # 24 characters
+            session = nonce + signature(nonce)
+        elif len(session) != 40 or not hmac.compare_digest(session[24:], signature(session[:24])):
+            raise _Refused(401, "unknown session; reload the study's link")
+        external = f"anonymous:anon-{session[:24]}"
+        return {"id": None, "session": session, "external_id": external, "source": "anonymous", "list_index": 0,
+                "consented": None, "headphone_passed": None, "finished": None}  # fmt: skip
+
     def media(sid: str) -> str:
         return f"media/{sid}"
 
@@ -191,9 +215,7 @@ def create_app(directory: str | os.PathLike, db_url: str | None = None) -> Starl
         if not session or not _SESSION.fullmatch(session):
             raise _Refused(401, "unknown session; reload the study's link")
         p = store.by_session(session)
-        if p is None:
-            raise _Refused(401, "unknown session; reload the study's link")
-        return p
+        return visitor(session) if p is None else p
 
     def headphone_state(p: dict) -> str:
         if check is None:
@@ -204,7 +226,7 @@ def create_app(directory: str | os.PathLike, db_url: str | None = None) -> Starl
 
     def where(p: dict) -> dict:
         trials = lists[p["list_index"]]
-        answered = store.answered(p["id"])
+        answered = store.answered(p["id"]) if p["id"] is not None else set()
         state = {
             "session": p["session"],
             "kind": kind,
@@ -219,7 +241,7 @@ def create_app(directory: str | os.PathLike, db_url: str | None = None) -> Starl
             "headphones": headphone_state(p),
         }
         if check is not None and state["headphones"] == "todo":
-            done = {h["trial"] for h in store.headphone_answers(p["id"])}
+            done = {h["trial"] for h in store.headphone_answers(p["id"])} if p["id"] is not None else set()
             state["headphone_check"] = {
                 "calibration": media(check["calibration"]),
                 "trials": [media(t) for t in check["trials"]],
@@ -249,29 +271,31 @@ def create_app(directory: str | os.PathLike, db_url: str | None = None) -> Starl
         if len(params) > 20 or not all(isinstance(v, str) and _text_ok(k + v) for k, v in params.items()):
             raise _Refused(422, "params must be a few strings (the study link's URL parameters)")
         named = [(source, key, study, visit) for source, key, study, visit in _SOURCES if params.get(key)]
-        if named:
-            source, key, study, visit = named[0]
-            external = params[key]
-            if not _EXTERNAL.fullmatch(external):
-                raise _Refused(422, f"{key} has characters an id does not have")
-            fields = {"study_id": (params.get(study) or "")[:128] or None}
-            fields["visit_id"] = ((params.get(visit) or "")[:128] or None) if visit else None
-        else:
-            source, external, fields = "anonymous", f"anon-{secrets.token_urlsafe(12)}", {}
+        if not named:
+            return JSONResponse(where(visitor()))  # stored when they consent
+        source, key, study, visit = named[0]
+        external = params[key]
+        if not _EXTERNAL.fullmatch(external):
+            raise _Refused(422, f"{key} has characters an id does not have")
+        fields = {"study_id": (params.get(study) or "")[:128] or None}
+        fields["visit_id"] = ((params.get(visit) or "")[:128] or None) if visit else None
         fields["user_agent"] = (data["user_agent"] or request.headers.get("user-agent", ""))[:512]
         external_id = f"{source}:{external}"
         return JSONResponse(await run_in_threadpool(lambda: where(store.participant(source, external_id, **fields))))
 
     # Each request's database work runs in one call on a worker thread: the event loop never waits on the database.
-    def agree(session: str) -> dict:
+    def agree(session: str, user_agent: str) -> dict:
         p = participant_of(session)
+        if p["id"] is None:  # a visitor without an id: a participant from now on, with the next trial list
+            p = store.participant(p["source"], p["external_id"], session=session, user_agent=user_agent[:512])
         if p["consented"] is None:
             store.update(p["id"], consented=time.time())
         return {"consented": True}
 
     async def consent(request: Request) -> Response:
         data = await _json(request, {"session": (str, True)})
-        return JSONResponse(await run_in_threadpool(agree, data["session"]))
+        user_agent = request.headers.get("user-agent", "")
+        return JSONResponse(await run_in_threadpool(agree, data["session"], user_agent))
 
     def hear(data: dict) -> dict:
         p = participant_of(data["session"])
