@@ -93,3 +93,11 @@ def test_the_readme_study_with_own_files_model_and_null_runs_to_the_report(tmp_p
     # a rerun from the directory alone finds everything again (paths were stored absolute)
     again = run_plan(out, out, progress=False)
     assert again["jobs"] == summary["jobs"] and again["accepted"] == summary["accepted"]
+
+    # a human experiment on it: the participants' answers are the researcher's labels
+    from metamers.experiments import build_experiment
+
+    exp = build_experiment(out, tmp_path / "exp", kind="image", participants=2, practice=1, catch=0)
+    natural = {s["source"]: s["answer"] for s in exp["stimuli"].values() if s["condition"] == "natural"}
+    assert natural == {"cat-chelsea": "cat", "cup-coffee": "cup"}
+    assert {"cat", "cup"} <= set(exp["task"]["choices"])

@@ -267,7 +267,11 @@ def _build(
     stimuli: dict[str, dict] = {}
     shapes: dict[tuple[int, int], Path] = {}  # (width, height) or (samples, rate): one of the files of each
 
+    given = plan.stimulus_labels(kind) if plan is not None else {}  # the user's labels of their own files
+
     def label(source: str) -> str:
+        if source in given:
+            return given[source]
         return HUMAN_NAMES.get(source, source) if kind == "image" else source
 
     def add(src: Path, condition: str, source: str, result: str | None) -> str:
@@ -347,7 +351,7 @@ def _build(
     else:
         from metamers.audio.speech import VOCABULARY
 
-        choices = sorted(VOCABULARY)
+        choices = sorted(VOCABULARY) if set(answers) <= set(VOCABULARY) else answers
         task = "Which word did you hear? Type to find it."
 
     checks = []
