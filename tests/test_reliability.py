@@ -183,6 +183,18 @@ def test_missing_media_are_restored_by_the_next_run(run_copy):
     assert (run_copy / RESULT).stat().st_mtime_ns == before  # the metamer was not synthesized again
 
 
+def test_a_damaged_media_file_is_set_aside_and_written_again_by_the_next_run(run_copy):
+    (run_copy / MEDIA).write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    before = (run_copy / RESULT).stat().st_mtime_ns
+    run_plan(run_copy, run_copy, progress=False, device="cpu")
+    from PIL import Image
+
+    with Image.open(run_copy / MEDIA) as im:
+        im.verify()  # it reads again
+    assert (run_copy / (MEDIA + ".corrupt")).exists()  # the damaged file was kept aside, not deleted
+    assert (run_copy / RESULT).stat().st_mtime_ns == before  # the metamer was not synthesized again
+
+
 # ---- case 5: one process per run directory ----
 
 

@@ -68,3 +68,23 @@ def safetensors_problem(path: str | os.PathLike) -> str | None:
     except Exception as e:  # safetensors' errors have no common class
         return str(e).splitlines()[0] if str(e) else type(e).__name__
     return None
+
+
+def media_problem(path: str | os.PathLike) -> str | None:
+    """Why a media file (PNG or WAV) cannot be read, from its header and structure; None when it reads."""
+    path = Path(path)
+    try:
+        if path.suffix == ".png":
+            from PIL import Image
+
+            with Image.open(path) as im:
+                im.verify()
+        elif path.suffix == ".wav":
+            import soundfile
+
+            info = soundfile.info(str(path))
+            if info.frames < 1:
+                return "it holds no samples"
+    except Exception as e:  # PIL and libsndfile raise many kinds: any is a file that does not read
+        return f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else 'unreadable'}"
+    return None

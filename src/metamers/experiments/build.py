@@ -274,10 +274,9 @@ def _build(
             return given[source]
         return HUMAN_NAMES.get(source, source) if kind == "image" else source
 
-    def add(src: Path, condition: str, source: str, result: str | None) -> str:
-        # a run rewrites its originals at every rerun, a metamer's media only with its result
-        fix = (f"delete {run / result} and rerun `metamers run {run}` to synthesize that job again" if result
-               else f"rerun `metamers run {run}` to write it again")  # fmt: skip
+    def add(src: Path, condition: str, source: str) -> str:
+        # a rerun writes missing or damaged media again, from the results (nothing is synthesized again)
+        fix = f"rerun `metamers run {run}` to write it again"
         if not src.is_file():
             raise ExperimentError(f"{src} is missing from the run; {fix}.")
         sid = _new_id(taken)
@@ -306,12 +305,12 @@ def _build(
             conditions.append({"id": cid, "model": r["model"], "stage": r["stage"], "layer": r["layer"]})
             pools[cid] = []
         pools[index[key]].append(
-            add(run / media_path(r["model"], r["stage"], r["stimulus"], kind), index[key], r["stimulus"], r["output"])
+            add(run / media_path(r["model"], r["stage"], r["stimulus"], kind), index[key], r["stimulus"])
         )
     sources = list(dict.fromkeys(r["stimulus"] for r in rows))
     first_model = {s: next(r["model"] for r in rows if r["stimulus"] == s) for s in sources}
     conditions.append({"id": "natural", "model": None, "stage": "natural", "layer": None})
-    pools["natural"] = [add(run / media_path(first_model[s], "original", s, kind), "natural", s, None) for s in sources]
+    pools["natural"] = [add(run / media_path(first_model[s], "original", s, kind), "natural", s) for s in sources]
     if len(shapes) > 1:
         (a, fa), (b, fb) = list(shapes.items())[:2]
         what = "pictures" if kind == "image" else "sounds"

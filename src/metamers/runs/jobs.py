@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from metamers._files import DamagedFile, safetensors_problem, set_aside
+from metamers._files import DamagedFile, media_problem, safetensors_problem, set_aside
 from metamers.models import ZooModel, load
 from metamers.runs.catalog import Catalog
 from metamers.runs.media import initial_noise, media_files, natural_stimuli, write_media
@@ -110,9 +110,19 @@ def _job_inputs(job: Job, plan: Plan) -> tuple[ZooModel, torch.Tensor]:
 
 
 def complete(job: Job, out: Path) -> bool:
-    """A done job's files are all there: its result and every media file (a missing one is written again)."""
-    media = media_files(job.kind, job.model, job.stage, job.names)
-    return (out / job.result).exists() and all((out / m).exists() for m in media)
+    """A done job's files are all there and read: its result and every media file. A damaged media file is set
+    aside (``.corrupt``); the job then writes it again from its result, without synthesizing again."""
+    if not (out / job.result).exists():
+        return False
+    whole = True
+    for m in media_files(job.kind, job.model, job.stage, job.names):
+        path = out / m
+        if not path.exists():
+            whole = False
+        elif media_problem(path) is not None:
+            set_aside(path)
+            whole = False
+    return whole
 
 
 def redo_damaged(out: Path, jobs: list[Job], catalog: Catalog, log: logging.Logger) -> None:
