@@ -145,3 +145,21 @@ def test_a_recognizer_of_another_clip_length_is_refused():
 
     with pytest.raises(ValueError, match="takes waveforms of 40000 samples, these have 100"):
         _logits(load("word-standard-random"), torch.zeros(1, 100))
+
+
+@pytest.mark.parametrize(
+    ("early", "late", "sem", "verdict"),
+    [(0.75, 0.0, 0.1, "shown"), (0.38, 0.12, 0.22, "unclear"), (0.38, 0.38, 0.23, "not shown")],
+)
+def test_the_figure5_judgement_weighs_the_fall_against_its_standard_error(early, late, sem, verdict):
+    from metamers.report.html import figure5_trend
+
+    cells = [
+        dict(generator="a", layer=lay, recognizer="b", label_space="16-way", own=0, proportion=p, sem=sem)
+        for lay, p in (("l1", early), ("l9", late))
+    ]
+    trend = figure5_trend(cells)[0]
+    assert trend["verdict"] == verdict and trend["shown"] == (verdict == "shown")
+    assert {"shown": "holds here", "unclear": "too few stimuli to tell", "not shown": "do NOT show"}[verdict] in (
+        trend["text"]
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -89,7 +90,9 @@ def figure5_trend(cells: Sequence[dict], stages: dict | None = None) -> list[dic
     Returns
     -------
     list of dict
-        ``{"generator", "space", "first", "last", "early", "late", "shown", "recognizers", "text"}``.
+        ``{"generator", "space", "first", "last", "early", "late", "shown", "verdict", "recognizers", "text"}``:
+        ``verdict`` is ``"shown"`` when the fall from the first to the last layer exceeds twice its bootstrap standard
+        error (the cells' ``sem``), ``"unclear"`` when it falls by less, ``"not shown"`` when it does not fall.
 
     Examples
     --------
@@ -113,21 +116,27 @@ def figure5_trend(cells: Sequence[dict], stages: dict | None = None) -> list[dic
             first, last = layers[0], layers[-1]
             name = {lay: stages.get((gen, lay), lay) for lay in (first, last)}
 
-            def mean(layer: str, others: list = others) -> float:
-                vals = [c["proportion"] for c in others if c["layer"] == layer]
+            def mean(layer: str, key: str = "proportion", others: list = others) -> float:
+                vals = [c.get(key) or 0.0 for c in others if c["layer"] == layer]
                 return sum(vals) / len(vals) if vals else float("nan")
 
             early, late = mean(first), mean(last)
-            shown = early > late
+            # the bootstrap SEM of each mean (the recognizers' SEMs averaged: they judge the same stimuli)
+            spread = math.hypot(mean(first, "sem"), mean(last, "sem"))
+            shown = early - late > 2 * spread
+            verdict = "shown" if shown else ("unclear" if early > late else "not shown")
             recs = sorted({c["recognizer"] for c in others})
+            judged = {
+                "shown": "the paper's Figure 5 trend (recognition by other networks falls with depth) holds here"
+                + (f", the fall more than twice its standard error (±{spread:.0%})." if spread else "."),
+                "unclear": f"it falls with depth, as in the paper's Figure 5, but by less than twice its standard "
+                f"error (±{spread:.0%}): too few stimuli to tell; more stimuli would (the plan's [stimuli]).",
+                "not shown": "these data do NOT show the paper's Figure 5 trend.",
+            }
             text = (
                 f"{', '.join(recs)} recognized {early:.0%} of the {gen} metamers from its first generation layer "
                 f"({name[first]}) and {late:.0%} of those from its last ({name[last]}) [{space} labels]: "
-                + (
-                    "the paper's Figure 5 trend (recognition by other networks falls with depth) holds here."
-                    if shown
-                    else "these data do NOT show the paper's Figure 5 trend."
-                )
+                + judged[verdict]
             )
             out.append(
                 {
@@ -138,6 +147,7 @@ def figure5_trend(cells: Sequence[dict], stages: dict | None = None) -> list[dic
                     "early": early,
                     "late": late,
                     "shown": shown,
+                    "verdict": verdict,
                     "recognizers": recs,
                     "text": text,
                 }
@@ -303,7 +313,7 @@ def write_report(directory: str | os.PathLike) -> Path:
     )
     trends = figure5_trend(transfer, stage_of)
     for t in trends:
-        findings.append(("yes" if t["shown"] else "no", t["text"]))
+        findings.append(("yes" if t["shown"] else "no", t["text"]))  # "unclear" is not a finding
     if plan.recognizers and not trends and transfer:
         findings.append(
             (
