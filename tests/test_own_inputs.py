@@ -251,3 +251,74 @@ def test_a_plan_resolves_its_paths_from_its_own_folder_and_round_trips(netfile, 
     import tomllib
 
     assert parse_plan(tomllib.loads(plan_toml(plan))) == plan  # written with absolute paths
+
+
+AUDIO_NET = """
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(1, 4, 64, stride=16)
+        self.relu = nn.ReLU()
+        self.pool = nn.AdaptiveAvgPool1d(8)
+        self.fc = nn.Linear(32, 2)
+
+    def forward(self, x):
+        return self.fc(self.pool(self.relu(self.conv(x.unsqueeze(1)))).flatten(1))
+
+
+def build():
+    return Net()
+"""
+
+
+@pytest.mark.slow
+def test_a_users_audio_model_at_its_own_rate_runs_as_a_plan_on_its_own_sounds(tmp_path):
+    import json
+
+    from metamers.runs.plan import Plan, load_plan
+    from metamers.runs.run import run_plan
+
+    (tmp_path / "snd.py").write_text(AUDIO_NET)
+    rng = np.random.default_rng(0)
+    for folder, n in (("clips", 2), ("null", 6)):
+        (tmp_path / folder).mkdir()
+        for i in range(n):
+            t = np.arange(12000) / 16000
+            tone = 0.3 * np.sin(2 * np.pi * (300 + 150 * i) * t) + 0.01 * rng.standard_normal(t.size)
+            sf.write(tmp_path / folder / f"s{i}.wav", tone, 16000)
+    (tmp_path / "plan.toml").write_text(
+        'name = "tones"\n[stimuli]\nsounds = "clips"\n[synthesis.audio]\niterations = 10\nlr = 0.002\n'
+        '[validation]\npairs = 15\nnull_sounds = "null"\nsame_label = false\n'
+        '[[model]]\nname = "snd"\nmodule = "snd.py:build"\nkind = "audio"\ninput_shape = [16000]\n'
+        'sample_rate = 16000\nlayers = ["relu"]\n'
+    )
+    plan = load_plan(tmp_path / "plan.toml")
+    assert Plan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan  # plan.json holds the same plan
+    summary = run_plan(tmp_path / "plan.toml", tmp_path / "run", progress=False)
+    assert summary["jobs"]["failed"] == 0 and summary["metamers"] == 2
+    wav = tmp_path / "run" / "media" / "snd" / "relu" / "s0.wav"
+    assert sf.info(str(wav)).samplerate == 16000 and sf.info(str(wav)).frames == 16000
+    assert (wav.with_name("s0_cochleagram.png")).is_file()
+
+
+def test_a_users_audio_model_refuses_mean_and_std_and_a_plan_refuses_a_zoo_name(tmp_path):
+    from metamers.runs.plan import PlanError, parse_plan
+
+    (tmp_path / "snd.py").write_text(AUDIO_NET)
+    spec = UserModelSpec("snd", f"{tmp_path}/snd.py:build", kind="audio", input_shape=(16000,), mean=(0.0,), std=(1.0,))
+    with pytest.raises(UserModelError, match="mean and std are for images"):
+        build_user_model(spec)
+    data = {"model": [{"name": "efficientnet-lite0", "module": "snd.py:build", "kind": "audio"}]}
+    with pytest.raises(PlanError, match="is a zoo model's name"):
+        parse_plan(data, base=tmp_path)
+
+
+def test_transfer_refuses_a_string_of_recognizers(tmp_path):
+    from metamers.runs.transfer import transfer_dir
+
+    with pytest.raises(ValueError, match="recognizers must be a list of zoo names"):
+        transfer_dir(tmp_path, "efficientnet-lite1")

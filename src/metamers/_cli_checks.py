@@ -122,7 +122,9 @@ def _floats(value: str | None, flag: str) -> tuple[float, ...] | None:
 
 def is_user_model(spec: str) -> bool:
     """Whether ``spec`` names a user's model (``module:callable``, ``file.py:callable``, a TorchScript file)."""
-    return (":" in spec and not spec.endswith(":cochleagram")) or Path(spec).suffix in (".pt", ".pth", ".ts", ".jit")
+    from metamers.models.user import TORCHSCRIPT_SUFFIXES
+
+    return (":" in spec and not spec.endswith(":cochleagram")) or Path(spec).suffix in TORCHSCRIPT_SUFFIXES
 
 
 def model_from_spec(
@@ -143,7 +145,7 @@ def model_from_spec(
     if is_user_model(spec):
         try:
             where, _, attr = spec.rpartition(":")
-            name = Path(where).stem if where.endswith(".py") else (attr or Path(spec).stem)
+            name = Path(where).stem if where.endswith(".py") else (attr if where else Path(spec).stem)
             shape = parse_shape(input_shape) if input_shape else ((3, 224, 224) if kind == "image" else (40000,))
             user = UserModelSpec(
                 name=name,

@@ -89,6 +89,20 @@ class ZooModel:
     provenance: dict = field(default_factory=dict)
     frontend: nn.Module | None = None
 
+    @property
+    def weights_id(self) -> object:
+        """What identifies this network's weights: the weight file's sha256, else a random network's seed, else (a
+        user's model without weights) its code's sha256 or its module. Keys the null store and the reuse of results.
+
+        Examples
+        --------
+        >>> m = wrap(nn.Flatten(), input_shape=(1, 2, 2), labels=["a"], provenance={"sha256": "abc"})
+        >>> m.weights_id
+        'abc'
+        """
+        p = self.provenance
+        return p.get("sha256", p.get("seed", p.get("random_init_seed", p.get("code_sha256", p.get("module")))))
+
     def layer(self, name: str) -> str:
         """The layer name for ``name``, which may be a stage name (``"block_4"``) or a layer name."""
         return self.stages.get(name, name)

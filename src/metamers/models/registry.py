@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib.util
 import os
@@ -155,7 +156,7 @@ def load(name: str, weights: str | os.PathLike | None = None) -> ZooModel:
         return cochleagram_view(load(name.removesuffix(COCHLEAGRAM_VIEW), weights))
     user = registered_user_model(name)
     if user is not None:
-        return build_user_model(user)
+        return build_user_model(user if weights is None else dataclasses.replace(user, weights=str(weights)))
     entries = _entries()
     if name not in entries:
         close = difflib.get_close_matches(name, list(entries), n=3)

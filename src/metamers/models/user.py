@@ -14,6 +14,7 @@ validation, transfer, report and experiments) finds them as it finds the zoo's.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import importlib.util
@@ -28,6 +29,7 @@ from torch import nn
 from metamers.models.base import ZooModel, wrap
 
 __all__ = [
+    "TORCHSCRIPT_SUFFIXES",
     "UserModelError",
     "UserModelSpec",
     "build_user_model",
@@ -39,7 +41,8 @@ __all__ = [
 ]
 
 _KINDS = {"image": (0.0, 1.0), "audio": (-1.0, 1.0)}
-_TORCHSCRIPT = (".pt", ".pth", ".ts", ".torchscript", ".jit")
+TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript", ".jit")
+"""File suffixes taken as TorchScript files when ``module`` names a file (no ``:callable``)."""
 
 
 class UserModelError(ValueError):
@@ -181,7 +184,7 @@ def import_callable(spec: str) -> object:
 
 def _network(spec: UserModelSpec) -> nn.Module | ZooModel:
     path = Path(spec.module).expanduser()
-    if ":" not in spec.module or (path.suffix in _TORCHSCRIPT and path.is_file()):
+    if ":" not in spec.module or (path.suffix in TORCHSCRIPT_SUFFIXES and path.is_file()):
         if not path.is_file():
             raise UserModelError(
                 f"module = {spec.module!r} is neither 'package.module:callable', 'file.py:callable' nor a file."
@@ -287,9 +290,16 @@ def build_user_model(spec: UserModelSpec) -> ZooModel:
         raise UserModelError(f"kind = {spec.kind!r}; choose from {', '.join(_KINDS)}.")
     if (spec.mean is None) != (spec.std is None):
         raise UserModelError("give both mean and std, or neither.")
+    if spec.kind == "audio" and spec.mean is not None:
+        raise UserModelError("mean and std are for images (per channel); a waveform model normalises inside itself.")
     net = _network(spec)
     if isinstance(net, ZooModel):  # the callable made a whole zoo model: its own input, labels and stages
-        return net
+        given = [k for k in ("weights", "mean", "std", "labels") if getattr(spec, k) is not None]
+        if given:
+            raise UserModelError(
+                f"{spec.module} returns a whole ZooModel, which carries its own {', '.join(given)}: leave them out."
+            )
+        return dataclasses.replace(net, name=spec.name)  # the name the plan or the command line gives it
     provenance: dict = {"source": "user", "module": spec.module}
     code = Path(spec.module.rpartition(":")[0] or spec.module).expanduser()
     if code.is_file():  # the code behind the network, for the null store's key when no weights file names it

@@ -137,14 +137,21 @@ def audio_metamers(
     zoo = load(model) if isinstance(model, str) else model
     if zoo.kind != "audio":
         raise ValueError(f"{zoo.name} is an {zoo.kind} model; audio_metamers takes audio models (word-standard, ...).")
+    from metamers.runs.media import display_cochleagram, sample_rate
+    from metamers.taps import list_layers
+
     stages = list(stages) if stages else list(zoo.stages)
-    unknown = [s for s in stages if s not in zoo.stages]
+    layers = {lay.name for lay in list_layers(zoo.module, zoo.example())}
+    unknown = [s for s in stages if s not in zoo.stages and s not in layers]
     if unknown:
-        raise ValueError(f"{zoo.name} has no stage(s) {', '.join(unknown)}; its stages: {', '.join(zoo.stages)}.")
+        raise ValueError(
+            f"{zoo.name} has no stage or layer {', '.join(unknown)}; its stages: {', '.join(zoo.stages) or 'none'} "
+            f"(`metamers layers` lists its layers)."
+        )
     out = Path(out)
-    x = word_clips(words, source=source, n_samples=zoo.input_shape[-1])
+    sr = sample_rate(zoo)
+    x = word_clips(words, source=source, n_samples=zoo.input_shape[-1], sr=sr)
     names = list(words)
-    sr = zoo.module.preprocess.settings.sr
     for i, w in enumerate(names):
         write_wav(out / "wav" / f"{w}_original.wav", x[i], sr)
     settings = _settings(iterations, lr, seed)
@@ -165,12 +172,12 @@ def audio_metamers(
             checkpoint_every=checkpoint_every,
             progress=progress,
         )
-        r.extra.update(model=zoo.name, stimuli=names, stage=stage, source=source)
+        r.extra.update(model=zoo.name, stimuli=names, stage=stage, source=source, model_spec=zoo.provenance.get("spec"))
         r.save(path)
         results[stage] = r
         for i, w in enumerate(names):
             write_wav(out / "wav" / f"{w}_{zoo.name}_{stage}.wav", r.metamers[i], sr)
-    coch = zoo.module.preprocess
+    coch = display_cochleagram(zoo)
     with torch.no_grad():
         columns = {s: coch(r.metamers) for s, r in results.items()}
         notes = {}

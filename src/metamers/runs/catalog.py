@@ -155,10 +155,10 @@ class Catalog:
         """A connection whose block is one transaction (committed on success, rolled back on error), then closed."""
         if self.readonly:
             try:
-                db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+                db = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
                 db.execute("SELECT 1 FROM sqlite_master LIMIT 1")
             except sqlite3.OperationalError:  # WAL in a directory this user cannot write: read it as it is
-                db = sqlite3.connect(f"file:{self.path}?immutable=1", uri=True)
+                db = sqlite3.connect(self.path.resolve().as_uri() + "?immutable=1", uri=True)
         else:
             db = sqlite3.connect(self.path, timeout=30)
         try:

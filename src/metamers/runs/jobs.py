@@ -25,7 +25,7 @@ from metamers.runs.catalog import Catalog
 from metamers.runs.media import initial_noise, media_files, natural_stimuli, write_media
 from metamers.runs.own import model_spec, register_plan_models
 from metamers.runs.plan import Plan, PlanError
-from metamers.runs.session import _Bar
+from metamers.runs.session import Bar
 from metamers.synthesis import SynthesisResult, synthesize
 
 __all__ = [
@@ -169,7 +169,9 @@ def execute_job(
         path = out / job.result
         r = _finished(path)
         if r is not None:
-            if r.settings == settings and r.extra.get("stimuli") == list(job.names) and torch.equal(r.stimuli, x):
+            same_model = r.extra.get("weights_id", zoo.weights_id) == zoo.weights_id  # the user's new weights: redo
+            same = r.settings == settings and r.extra.get("stimuli") == list(job.names) and torch.equal(r.stimuli, x)
+            if same and same_model:
                 write_media(zoo, r, job, out)  # it may have been killed between the result and its media
                 return {**info, "state": "done", "reused": True, "seconds": 0.0, "rho": r.layer_rho.tolist()}
         ckpt = out / "checkpoints" / f"{job.stem}.pt"
@@ -203,6 +205,7 @@ def execute_job(
             speech=plan.speech if job.kind != "image" and plan.files(job.kind) is None else None,
             labels=[given.get(n) for n in job.names] if (given := plan.stimulus_labels(job.kind)) else None,
             model_spec=_spec_of(plan, job.model),
+            weights_id=zoo.weights_id,
         )
         r.save(path)
         write_media(zoo, r, job, out)
@@ -233,14 +236,14 @@ def _finished(path: Path) -> SynthesisResult | None:
         return None
 
 
-def mark_running(job: Job, catalog: Catalog, log: logging.Logger, bar: _Bar, host: str | None = None) -> None:
+def mark_running(job: Job, catalog: Catalog, log: logging.Logger, bar: Bar, host: str | None = None) -> None:
     bar.describe(f"{job.model} {job.stage} b{job.batch}")
     catalog.set_job(job.name, state="running", pid=os.getpid(), host=host or socket.gethostname(),
                     started=time.time(), error=None)  # fmt: skip
     log.info("start %s (%d stimuli, %d iterations)", job.name, len(job.names), job.iterations)
 
 
-def record(job: Job, res: dict, catalog: Catalog, log: logging.Logger, bar: _Bar) -> None:
+def record(job: Job, res: dict, catalog: Catalog, log: logging.Logger, bar: Bar) -> None:
     """Write a finished job's state to the catalog and the log; complete its share of the progress bar."""
     bar.finish(job.iterations)
     where = f" on {res.get('host')} (pid {res.get('pid')})" if res.get("pid") != os.getpid() else ""

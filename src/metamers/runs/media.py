@@ -15,7 +15,15 @@ from metamers.models import ZooModel
 from metamers.runs.plan import Plan
 from metamers.synthesis import SynthesisResult
 
-__all__ = ["initial_noise", "media_files", "media_path", "natural_stimuli", "sample_rate", "write_media"]
+__all__ = [
+    "display_cochleagram",
+    "initial_noise",
+    "media_files",
+    "media_path",
+    "natural_stimuli",
+    "sample_rate",
+    "write_media",
+]
 
 
 def media_path(model: str, stage: str, stimulus: str, kind: str) -> str:
@@ -72,7 +80,7 @@ def natural_stimuli(plan: Plan, zoo: ZooModel, out: Path | None) -> torch.Tensor
 
     def clips(n_samples: int) -> torch.Tensor:
         if found is None:
-            return word_clips(names, source=plan.speech, n_samples=n_samples)
+            return word_clips(names, source=plan.speech, n_samples=n_samples, sr=sample_rate(zoo))
         from metamers.stimuli.files import load_sound_files
 
         return load_sound_files(found, n_samples, sample_rate(zoo))
@@ -110,7 +118,7 @@ def initial_noise(zoo: ZooModel, settings, n: int) -> torch.Tensor | None:
         return zoo.frontend(wave)
 
 
-def _display_cochleagram(zoo: ZooModel) -> torch.nn.Module:
+def display_cochleagram(zoo: ZooModel) -> torch.nn.Module:
     """The cochleagram drawn beside a sound: the model's own, or (a user's waveform model) one at its clip and rate."""
     from metamers.audio.cochleagram import Cochleagram, CochleagramSettings
 
@@ -127,7 +135,7 @@ def _write_audio(
     from metamers.audio.signal import write_wav
     from metamers.report.figures import cochleagram_image
 
-    coch = _display_cochleagram(zoo)
+    coch = display_cochleagram(zoo)
     device = next(coch.buffers()).device
     with torch.no_grad():
         c = coch(x.to(device)).cpu()

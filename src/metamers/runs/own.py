@@ -9,7 +9,6 @@ loadable by name, so that validation, transfer, the report and experiments find 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import cache
 from pathlib import Path
 
 from metamers.models.user import UserModelError, UserModelSpec, parse_shape, register_user_model
@@ -34,9 +33,9 @@ def _path(value: object, base: Path | None, where: str) -> str:
     return str(p.resolve()) if not any(c in value for c in "*?[") else str(p)
 
 
-@cache
 def files_of(source: str, labels: str | None, kind: str) -> StimulusFiles:
-    """The stimulus files of ``source`` (cached per process), checked to hold ``kind`` ("image" or "audio")."""
+    """The stimulus files of ``source`` as they are now (files added or removed count), checked to hold ``kind``
+    ("image" or "audio")."""
     found = find_stimulus_files(source, labels)
     if found.kind != kind:
         what = "images" if kind == "image" else "sounds"

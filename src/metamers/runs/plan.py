@@ -324,6 +324,12 @@ def _synthesis(table: Mapping) -> dict:
     return out
 
 
+def _is_zoo_name(name: str) -> bool:
+    from metamers.models import names
+
+    return name in names() or name.endswith(":cochleagram")
+
+
 def _models(models: object, base: Path | None) -> tuple[ModelPlan, ...]:
     if not models or not isinstance(models, list):
         raise PlanError(
@@ -344,6 +350,10 @@ def _models(models: object, base: Path | None) -> tuple[ModelPlan, ...]:
             spec = own_model(m, base, f"model {name}")
         except OwnInputError as e:
             raise PlanError(str(e)) from e
+        if spec is not None and _is_zoo_name(name):
+            raise PlanError(
+                f"model {name} builds your own network but {name} is a zoo model's name: name it otherwise."
+            )
         plans.append(ModelPlan(name, _strings(layers, f"model {name} layers"), spec))
     names = [p.name for p in plans]
     twice = sorted({n for n in names if names.count(n) > 1})

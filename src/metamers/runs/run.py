@@ -45,7 +45,7 @@ from metamers.runs.lock import run_lock
 from metamers.runs.media import media_path, natural_stimuli
 from metamers.runs.own import register_plan_models
 from metamers.runs.plan import ModelPlan, Plan, PlanError, load_plan, plan_toml
-from metamers.runs.session import _atomic_write, _Bar, _record_session
+from metamers.runs.session import Bar, atomic_write, record_session
 from metamers.runs.status import format_status, run_status
 
 __all__ = ["RunError", "execute_job", "format_status", "media_path", "plan_of", "run_plan", "run_status"]
@@ -95,8 +95,8 @@ def _fix_plan(out: Path, plan: Plan, text: str | None) -> None:
     own = any(mp.spec for mp in plan.models) or any(
         (plan.image_files, plan.sound_files, plan.null_images, plan.null_sounds)
     )  # the user's text may name paths relative to where it was: write them absolute
-    _atomic_write(out / "plan.toml", text if text is not None and not own else plan_toml(plan))
-    _atomic_write(saved, json.dumps(now, indent=2))
+    atomic_write(out / "plan.toml", text if text is not None and not own else plan_toml(plan))
+    atomic_write(saved, json.dumps(now, indent=2))
 
 
 def _logger(out: Path) -> logging.Logger:
@@ -165,7 +165,7 @@ def _resolved_batch(out: Path, plan: Plan, has_gpu: Callable[[], bool], log: log
     gpu = plan.batch is None and has_gpu()
     batch = job_batch(plan, gpu)
     why = "the plan's" if plan.batch else f"auto, for a {'GPU' if gpu else 'CPU'}"
-    _atomic_write(saved, json.dumps({"batch": batch, "why": why}))
+    atomic_write(saved, json.dumps({"batch": batch, "why": why}))
     log.info("batch: %d stimuli per synthesis job (%s)", batch, why)
     return batch
 
@@ -320,7 +320,7 @@ def _session(
     } & {j.name for j in jobs}
     initial = sum(j.iterations for j in jobs if j.name in done_before and (out / j.result).exists())
     extra = {k: max(1, int(w * synth_total)) for k, w in _STEP_WEIGHT.items()}
-    bar = _Bar(synth_total + sum(extra.values()), initial, progress)
+    bar = Bar(synth_total + sum(extra.values()), initial, progress)
     failures: list[str] = []
     try:
         todo = []
@@ -368,7 +368,7 @@ def _session(
         "JOIN validation v ON v.metamer_id = m.id"
     )[0]
     seconds = round(time.time() - t0, 1)
-    _record_session(out, device, t0, seconds, catalog)
+    record_session(out, device, t0, seconds, catalog)
     if catalog.query("SELECT 1 FROM jobs WHERE name='report' AND state='done'"):
         from metamers.report.html import write_report
 
@@ -382,7 +382,7 @@ def _session(
 
 
 def _steps(
-    plan: Plan, out: Path, results: list[str], catalog: Catalog, bar: _Bar, log: logging.Logger, extra: dict
+    plan: Plan, out: Path, results: list[str], catalog: Catalog, bar: Bar, log: logging.Logger, extra: dict
 ) -> None:
     """Validation, transfer and the report, each skipped when its inputs are unchanged since it last finished."""
     from metamers.report.html import write_report

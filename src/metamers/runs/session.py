@@ -13,7 +13,7 @@ import torch
 
 from metamers.runs.catalog import Catalog
 
-__all__: list[str] = []
+__all__ = ["Bar", "atomic_write", "record_session"]
 
 
 def _provenance(device: str) -> dict:
@@ -45,7 +45,7 @@ def _provenance(device: str) -> dict:
     }
 
 
-class _Bar:
+class Bar:
     """One progress bar over the whole run, in units of synthesis iterations (the later steps are estimated)."""
 
     def __init__(self, total: int, initial: int, show: bool | None) -> None:
@@ -82,16 +82,16 @@ class _Bar:
         self.bar.close()
 
 
-def _record_session(out: Path, device: str, t0: float, seconds: float, catalog: Catalog) -> None:
+def record_session(out: Path, device: str, t0: float, seconds: float, catalog: Catalog) -> None:
     path = out / "run.json"
     info = json.loads(path.read_text()) if path.exists() else {"sessions": []}
     info["provenance"] = _provenance(device)
     info["sessions"].append({"started": t0, "seconds": seconds, "pid": os.getpid(), "host": socket.gethostname()})
     info["steps"] = {r["name"]: r["seconds"] for r in catalog.query("SELECT name, seconds FROM jobs")}
-    _atomic_write(path, json.dumps(info, indent=2))
+    atomic_write(path, json.dumps(info, indent=2))
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)

@@ -107,9 +107,9 @@ def transfer_dir(
             f"unknown label space(s) {unknown}; choose from {', '.join(SPACES)} (audio generators are always "
             f"judged in the {AUDIO_SPACE!r} space)."
         )
-    recognizers = list(recognizers)
     if isinstance(recognizers, str) or not recognizers or not all(isinstance(r, str) and r for r in recognizers):
         raise ValueError(f"recognizers must be a list of zoo names, e.g. ['efficientnet-lite1'], got {recognizers!r}.")
+    recognizers = list(recognizers)
     if not (directory / "catalog.sqlite").is_file():
         raise FileNotFoundError(f"nothing validated in {directory}: run `metamers validate {directory}` first.")
     with run_lock(directory, "metamers transfer"):

@@ -113,6 +113,13 @@ def _nulls(
     if own is not None:
         base, make = _own_null_source(zoo, n_pairs, seed, own)
     elif zoo.kind in ("audio", "cochleagram"):
+        from metamers.runs.media import sample_rate
+
+        if zoo.kind == "audio" and (zoo.input_shape[-1], sample_rate(zoo)) != (40000, 20000):
+            raise ValueError(
+                f"{zoo.name} takes {zoo.input_shape[-1]} samples at {sample_rate(zoo)} Hz; the built-in speech null "
+                "is 2 s clips at 20 kHz: give a null set of your own sounds ([validation] null_sounds in a plan)."
+            )
         base, make = _speech_null_source(zoo, n_pairs, seed)
     else:
         base, make = _image_null_source(zoo, n_pairs, seed, images)
@@ -135,11 +142,6 @@ def _nulls(
     return out
 
 
-def _weights_key(zoo: ZooModel) -> object:
-    p = zoo.provenance
-    return p.get("sha256", p.get("seed", p.get("random_init_seed", p.get("code_sha256"))))
-
-
 def _own_null_source(zoo: ZooModel, n_pairs: int, seed: int, found: StimulusFiles):
     """Null stimuli from the user's files, keyed by their content: augmented views of images (pairs of views of one
     picture excluded), or sound clips one source each."""
@@ -151,7 +153,7 @@ def _own_null_source(zoo: ZooModel, n_pairs: int, seed: int, found: StimulusFile
         raise ValueError(f"the null set {found.paths[0].parent} has {n} file: a null needs two or more stimuli.")
     base = {
         "model": zoo.name,
-        "weights": _weights_key(zoo),
+        "weights": zoo.weights_id,
         "stimuli": f"files:{found.digest()[:16]}",
         "size": zoo.input_shape[-1],
         "pairs": n_pairs,
@@ -199,7 +201,7 @@ def _speech_null_source(zoo: ZooModel, n_pairs: int, seed: int):
     spec = CorpusSpec(f"null-{n}-{seed}", "espeak-ng", n_clips=n, seed=10_000 + seed, snr_db=None)
     base = {
         "model": zoo.name,
-        "weights": _weights_key(zoo),
+        "weights": zoo.weights_id,
         "stimuli": f"speech:{spec.digest()[:16]}",
         "augment": "none",
         "size": zoo.input_shape[-1],
@@ -228,7 +230,7 @@ def _image_null_source(zoo: ZooModel, n_pairs: int, seed: int, images: Sequence[
     augment = CropFlip()
     base = {
         "model": zoo.name,
-        "weights": _weights_key(zoo),
+        "weights": zoo.weights_id,
         "stimuli": "images:" + ",".join(images),
         "augment": f"{augment.spec()} x{per}",
         "size": zoo.input_shape[-1],
