@@ -54,7 +54,7 @@ def test_transfer_matrix_of_a_tiny_run(tmp_path):
     r = synthesize(zoo.module, x, "net._swish@0", iterations=150, lr=0.01)
     r.extra.update(model="efficientnet-lite0", stimuli=names)
     r.save(tmp_path / "early.safetensors")
-    with pytest.raises(RuntimeError, match="run `metamers validate"):
+    with pytest.raises(FileNotFoundError, match="run `metamers validate"):
         transfer_dir(tmp_path, ["efficientnet-lite0-random"])
     validate_dir(tmp_path, n_pairs=2000)
     out = transfer_dir(tmp_path, ["efficientnet-lite0-random", "efficientnet-lite1"])
