@@ -333,7 +333,10 @@ SYN = ["synthesize", "efficientnet-lite0", "--layer", "block_1", "--iterations",
         (["layers", "efficientnet-lite0", "--weights", "{tmp}/random.bin"], ["cannot load the weights", "random.bin"]),
         (["layers", "efficientnet-lite0", "--weights", "{tmp}/text.pt"], ["cannot load the weights", "text.pt"]),
         (["layers", "efficientnet-lite0", "--weights", "{tmp}/none.pt"], ["no weights file"]),
-        (["layers", "test_reliability:three_channel_net", "--input-shape", "1,16,16"], ["cannot take an input"]),
+        (
+            ["layers", "test_reliability:three_channel_net", "--input-shape", "1,16,16"],
+            ["refuses an input of shape (1, 1, 16, 16)", "Give --input-shape"],
+        ),
         (["layers", "test_reliability:three_channel_net", "--input-shape", "a,b"], ["--input-shape 'a,b'"]),
     ],
 )

@@ -146,7 +146,12 @@ def model_from_spec(
         try:
             where, _, attr = spec.rpartition(":")
             name = Path(where).stem if where.endswith(".py") else (attr if where else Path(spec).stem)
-            shape = parse_shape(input_shape) if input_shape else ((3, 224, 224) if kind == "image" else (40000,))
+            try:
+                shape = parse_shape(input_shape) if input_shape else ((3, 224, 224) if kind == "image" else (40000,))
+            except UserModelError:
+                raise CLIError(
+                    f"--input-shape {input_shape!r}: give positive whole numbers, channels first, e.g. 3,224,224."
+                ) from None
             user = UserModelSpec(
                 name=name,
                 module=str(Path(where).resolve()) + ":" + attr if where.endswith(".py") else spec,
@@ -159,7 +164,7 @@ def model_from_spec(
             )
             zoo = build_user_model(user)
         except UserModelError as e:
-            raise CLIError(str(e)) from None
+            raise CLIError(str(e).replace("Set input_shape", "Give --input-shape")) from None
         if zoo.provenance.get("source") == "user":  # built from the spec (not a ready ZooModel the callable made)
             zoo.provenance["spec"] = user.to_dict()
         return zoo

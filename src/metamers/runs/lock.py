@@ -43,7 +43,7 @@ def run_lock(directory: str | os.PathLike, what: str = "metamers run") -> Iterat
     >>> import tempfile
     >>> d = tempfile.mkdtemp()
     >>> with run_lock(d), run_lock(d):  # reentrant in one process
-    ...     print(open(f"{d}/run.lock").read().split()[0] == str(os.getpid()))
+    ...     print(open(f"{d}/run.lock").read().split()[1] == str(os.getpid()))
     True
     """
     directory = Path(directory)
