@@ -402,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Runs the demo plan (metamers/runs/demo.toml): metamers of 4 photos at 3 stages of pretrained "
         "EfficientNet-Lite0 and of 2 recorded words at 3 stages of the shipped word network, validated against "
         "nulls, recognized by the other pretrained networks and the random controls, and an HTML report. About "
-        "15 minutes on 2 CPU cores; rerun to resume. The flags scale it up to the paper's settings.",
+        "7 minutes on 2 CPU cores; rerun to resume. The flags scale it up to the paper's settings.",
     )
     q.add_argument("--out", default="demo-output", help="run directory; rerun to resume (default: %(default)s)")
     q.add_argument("--iterations", type=int, help="iterations per metamer (demo: 600 images, 400 sounds; paper: 15000)")
