@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib
 import io
 from functools import cache
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from metamers._files import sha256_file
 from metamers.models.base import Normalize, Preprocessed, ZooModel
 from metamers.models.labels import imagenet_labels
 
@@ -34,9 +34,7 @@ def lite_weights_path(name: str) -> Path:
     return Path(getattr(mod, cls).get_model_file_path())
 
 
-@cache
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+_sha256 = cache(sha256_file)  # the shipped files are read once per process
 
 
 def _group_ends(net: torch.nn.Module) -> list[int]:

@@ -12,7 +12,6 @@ the V2 architecture.  We use torchvision's architecture and accept either of its
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from metamers._files import sha256_file
 from metamers.models.base import Normalize, Preprocessed, ZooModel
 from metamers.models.labels import imagenet_labels
 
@@ -139,14 +139,6 @@ def missing_weights_message(arch: str) -> str:
     )
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def torchvision_model(
     arch: str,
     pretrained: bool = True,
@@ -185,7 +177,7 @@ def torchvision_model(
             net.load_state_dict(state)
         except RuntimeError as e:
             raise ValueError(f"{path} does not hold {arch} weights: {str(e).splitlines()[0]}") from e
-        provenance = {"weights": f"file {path.name}", "path": str(path), "sha256": _sha256(path)}
+        provenance = {"weights": f"file {path.name}", "path": str(path), "sha256": sha256_file(path)}
         default_name = arch if weights is None else f"{arch}@{path.stem}"
     else:
         torch.manual_seed(seed)

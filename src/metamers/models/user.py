@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from metamers._files import sha256_file
 from metamers.models.base import ZooModel, wrap
 
 __all__ = [
@@ -209,14 +210,6 @@ def _network(spec: UserModelSpec) -> nn.Module | ZooModel:
     return net
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _load_weights(net: nn.Module, weights: str) -> dict:
     path = Path(weights).expanduser()
     if not path.is_file():
@@ -242,7 +235,7 @@ def _load_weights(net: nn.Module, weights: str) -> dict:
     except RuntimeError as e:
         first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
         raise UserModelError(f"{path} does not fit the network: {first}") from e
-    return {"weights": f"file {path.name}", "path": str(path.resolve()), "sha256": _sha256(path)}
+    return {"weights": f"file {path.name}", "path": str(path.resolve()), "sha256": sha256_file(path)}
 
 
 def _labels(spec: UserModelSpec, outputs: int) -> list[str]:
@@ -303,7 +296,7 @@ def build_user_model(spec: UserModelSpec) -> ZooModel:
     provenance: dict = {"source": "user", "module": spec.module}
     code = Path(spec.module.rpartition(":")[0] or spec.module).expanduser()
     if code.is_file():  # the code behind the network, for the null store's key when no weights file names it
-        provenance["code_sha256"] = _sha256(code)
+        provenance["code_sha256"] = sha256_file(code)
     if spec.weights is not None:
         provenance.update(_load_weights(net, spec.weights))
     zoo = wrap(

@@ -10,13 +10,13 @@ architecture, width, vocabulary, training recipe and seed, corpus settings and h
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from metamers._files import sha256_file
 from metamers.audio.cochleagram import Cochleagram, CochleagramSettings
 from metamers.models.base import Preprocessed, ZooModel
 from metamers.models.word_nets import WordNet
@@ -78,10 +78,6 @@ def export_weights(state_dict: dict, card: dict, path: str | Path) -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def word_model(
     name: str,
     pretrained: bool = True,
@@ -130,7 +126,7 @@ def word_model(
     if load_weights:
         state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
         net.load_state_dict(state)
-        provenance = {"file": str(path), "sha256": _sha256(path), "card": {k: card.get(k) for k in _CARD_KEYS}}
+        provenance = {"file": str(path), "sha256": sha256_file(path), "card": {k: card.get(k) for k in _CARD_KEYS}}
         label = name if weights is None else f"{name}@{path.stem}"
     else:
         provenance = {"random_init_seed": seed, "architecture": arch, "width": card["width"]}
