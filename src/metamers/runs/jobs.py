@@ -105,7 +105,8 @@ def _job_inputs(job: Job, plan: Plan) -> tuple[ZooModel, torch.Tensor]:
     key = (_plan_key(plan), zoo.name)
     if key not in _STIMULI:
         _STIMULI[key] = natural_stimuli(plan, zoo, None)
-    index = [plan.stimuli(zoo.kind).index(n) for n in job.names]
+    order = plan.stimuli(zoo.kind)  # once: with stimulus files, each call reads the folder
+    index = [order.index(n) for n in job.names]
     return zoo, _STIMULI[key][index]
 
 

@@ -43,20 +43,19 @@ def files_of(source: str, labels: str | None, kind: str) -> StimulusFiles:
     return found
 
 
-def own_stimuli(table: Mapping, base: Path | None, where: str, kinds: Mapping[str, str]) -> dict:
-    """Resolve the file sources of a plan table: ``{field: absolute path}`` for each field in ``kinds`` given as a
-    string, with the matching ``<field>_labels`` entry; each checked to exist and to hold its kind.
+def own_stimuli(table: Mapping, base: Path | None, where: str, fields: Mapping[str, tuple[str, str | None]]) -> dict:
+    """Resolve the file sources of a plan table: ``{field: absolute path}`` for each of ``fields`` the table gives,
+    with its labels field; each checked to exist and to hold its kind.
 
-    ``kinds`` maps a field (``"images"``) to the kind its files must hold and to the name of its labels field
-    (``{"images": "image", ...}``; labels are ``images -> image_labels``, ``sounds -> sound_labels``).
+    ``fields`` maps a field to the kind its files must hold and the field of their labels, or None (a null set has
+    none): ``{"images": ("image", "image_labels"), "sounds": ("audio", "sound_labels")}``.
     """
     out: dict = {}
-    for key, kind in kinds.items():
+    for key, (kind, label_key) in fields.items():
         if key not in table:
             continue
         src = _path(table[key], base, f"{where}.{key}")
-        label_key = f"{kind if kind == 'image' else 'sound'}_labels"
-        labels = table.get(label_key)
+        labels = table.get(label_key) if label_key else None
         if labels is not None and labels != "folders":
             labels = _path(labels, base, f"{where}.{label_key}")
         try:

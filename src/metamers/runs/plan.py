@@ -396,9 +396,9 @@ def parse_plan(data: Mapping, base: str | os.PathLike | None = None) -> Plan:
             {k: v for k, v in stim.items() if not (named and k == "images")},
             base,
             "stimuli",
-            {"images": "image", "sounds": "audio"},
+            {"images": ("image", "image_labels"), "sounds": ("audio", "sound_labels")},
         )
-        nulls = own_stimuli(val, base, "validation", {"null_images": "image", "null_sounds": "audio"})
+        nulls = own_stimuli(val, base, "validation", {"null_images": ("image", None), "null_sounds": ("audio", None)})
     except OwnInputError as e:
         raise PlanError(str(e)) from e
     for key in ("image_labels", "sound_labels"):

@@ -33,6 +33,7 @@ def _check_files(directory: Path, plan, rows: list[dict]) -> tuple[list[tuple[st
     batch_file = directory / "batch.json"
     batch = int(json.loads(batch_file.read_text())["batch"]) if batch_file.exists() else None
     damaged, missing = [], []
+    stimuli: dict[str, tuple[str, ...]] = {}
     for r in rows:
         if r["step"] != "synthesize" or r["state"] != "done":
             continue
@@ -43,7 +44,9 @@ def _check_files(directory: Path, plan, rows: list[dict]) -> tuple[list[tuple[st
             r["state"] = "pending"
             continue
         if batch is not None:
-            names = plan.stimuli(r["kind"])[r["batch"] * batch : (r["batch"] + 1) * batch]
+            if r["kind"] not in stimuli:  # once per kind: with stimulus files, each call reads the folder
+                stimuli[r["kind"]] = plan.stimuli(r["kind"])
+            names = stimuli[r["kind"]][r["batch"] * batch : (r["batch"] + 1) * batch]
             files = media_files(r["kind"], r["model"], r["stage"], names)
             missing += [f for f in files if not (directory / f).exists()]
     return damaged, missing
