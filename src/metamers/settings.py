@@ -54,6 +54,12 @@ class SynthesisSettings:
         Pass gradients through the generation layer's ReLU as the identity (paper section 3.1).
     stop_loss : float, optional
         An item stops once its loss is at or below this value.
+    stop_rho : float, optional
+        An item stops once the Spearman rho between its activations and its stimulus's at the generation layer is at
+        or above this value (e.g. 0.99): ``iterations`` is then a cap.  Checked every ``check_every`` iterations.
+    stop_label : bool
+        With ``stop_rho`` (or ``stop_loss``): an item stops only once the model's top-1 output for it is also its
+        stimulus's (a full forward pass at each check, for the items that reach the rho).
     check_every : int
         Iterations between looks at the losses on the host (stopping, NaN, progress).
     record_every : int
@@ -74,6 +80,8 @@ class SynthesisSettings:
     bounds: tuple[float, float] | None = (0.0, 1.0)
     linear_grad_relu: bool = True
     stop_loss: float | None = None
+    stop_rho: float | None = None
+    stop_label: bool = False
     check_every: int = 100
     record_every: int = 10
     seed: int = 0
@@ -100,8 +108,15 @@ class SynthesisSettings:
             _number(self, "init_scale", positive=True)
         if self.stop_loss is not None:
             _number(self, "stop_loss", positive=False)
-        if not isinstance(self.linear_grad_relu, bool):
-            raise TypeError(f"linear_grad_relu must be true or false, got {self.linear_grad_relu!r}.")
+        if self.stop_rho is not None:
+            _number(self, "stop_rho", positive=False)
+            if not -1 < self.stop_rho <= 1:
+                raise ValueError(f"stop_rho is a Spearman rho: between -1 and 1 (e.g. 0.99), got {self.stop_rho}.")
+        for flag in ("linear_grad_relu", "stop_label"):
+            if not isinstance(getattr(self, flag), bool):
+                raise TypeError(f"{flag} must be true or false, got {getattr(self, flag)!r}.")
+        if self.stop_label and self.stop_rho is None and self.stop_loss is None:
+            raise ValueError("stop_label adds a condition to stop_rho or stop_loss; set one of them too.")
         if self.bounds is not None:
             if isinstance(self.bounds, str | bytes) or len(self.bounds) != 2:
                 raise TypeError(f"bounds must be (low, high) or None, got {self.bounds!r}.")

@@ -29,6 +29,7 @@ from metamers._fastpath import channels_last, folded_batchnorm, has_conv2d
 from metamers._files import DamagedFile
 from metamers._inputs import check_inputs, first_pass
 from metamers._optim import L2Step, adam
+from metamers._stopping import Fidelity, check, stimulus_labels
 from metamers.settings import SynthesisSettings
 from metamers.similarity import spearman
 from metamers.taps import Taps, frozen
@@ -369,9 +370,15 @@ def synthesize(
                     speed["batchnorm_folded"] = stack.enter_context(folded_batchnorm(model, run, probe, keep))
                 yield
 
+        n_chunk = auto_chunk_size(device, len(stimuli)) if chunk_size is None else max(1, int(chunk_size))
+        fidelity = None
+        if settings.stop_rho is not None or settings.stop_label:
+            labels = stimulus_labels(model, stimuli.to(device), n_chunk) if settings.stop_label else None
+            acts = partial(_forward, taps, layer, precision, device.type)
+            fidelity = Fidelity(target, acts, model if settings.stop_label else None, labels, n_chunk)
         result = _optimise(
             taps, target, stimuli_cpu, x0, layer, settings, device, fingerprint,
-            checkpoint, checkpoint_every, progress, callback, chunk_size, faster, last, precision,
+            checkpoint, checkpoint_every, progress, callback, n_chunk, faster, last, precision, fidelity,
         )  # fmt: skip
         result.extra["speed"] = speed
         return result
@@ -404,20 +411,19 @@ def _optimise(
     checkpoint_every: int,
     progress: bool | None,
     callback: Callable[[int, torch.Tensor], None] | None,
-    chunk_size: int | None,
+    chunk: int,
     faster: Callable[[torch.Tensor], AbstractContextManager],
     last: bool,
     precision: str,
+    fidelity: Fidelity | None,
 ) -> SynthesisResult:
     n = x0.shape[0]
-    chunk = auto_chunk_size(device, n) if chunk_size is None else max(1, int(chunk_size))
     x = x0.clone().to(device)
     if last and x.dim() == 4:
         x = x.contiguous(memory_format=torch.channels_last)
     x.requires_grad_(True)
     opt: torch.optim.Optimizer
     opt = adam([x], s.lr) if s.optimizer == "adam" else L2Step([x], lr=s.lr)
-    bshape = (n,) + (1,) * (x.dim() - 1)
     active = torch.ones(n, dtype=torch.bool, device=device)
     stop_iteration = [s.iterations] * n
     stop_reason = ["completed"] * n
@@ -471,6 +477,9 @@ def _optimise(
     it = start
     finished = not bool(active.any())
     all_active = bool(active.all())
+    live = torch.nonzero(active).flatten()
+    losses: torch.Tensor | None = None  # the last losses; those of items that just stopped are recomputed once
+    stale: torch.Tensor | None = None
     try:
         with faster(x):
             while it < s.iterations and not finished:
@@ -478,17 +487,38 @@ def _optimise(
                     group["lr"] = s.lr_at(it)
                 # items are independent: the same gradients whatever the chunk (a few at a time is cache-friendly
                 # on a CPU)
-                grad = torch.empty_like(x)
-                losses = torch.empty(n, dtype=x.dtype, device=device)
-                for a in range(0, n, chunk):
-                    xa = x.detach()[a : a + chunk].requires_grad_(True)
-                    la = item_losses(_forward(taps, layer, precision, device.type, xa), target[a : a + chunk], s.loss)
-                    (grad[a : a + chunk],) = torch.autograd.grad(la.sum(), xa)
-                    losses[a : a + chunk] = la.detach()
                 if all_active:  # known on the host: no masking, no synchronisation
-                    x.grad = grad
-                else:
-                    x.grad = torch.where(active.view(bshape), grad, torch.zeros_like(grad))
+                    grad = torch.empty_like(x)
+                    losses = torch.empty(n, dtype=x.dtype, device=device)
+                    for a in range(0, n, chunk):
+                        xa = x.detach()[a : a + chunk].requires_grad_(True)
+                        la = item_losses(
+                            _forward(taps, layer, precision, device.type, xa), target[a : a + chunk], s.loss
+                        )
+                        (grad[a : a + chunk],) = torch.autograd.grad(la.sum(), xa)
+                        losses[a : a + chunk] = la.detach()
+                else:  # only the items still running go through the model; the stopped ones keep their loss
+                    grad = torch.zeros_like(x)
+                    if losses is None:  # resumed with items stopped: their losses once, where they stay
+                        losses = torch.zeros(n, dtype=x.dtype, device=device)
+                        stale = torch.nonzero(~active).flatten()
+                    losses = losses.clone()
+                    if stale is not None:  # the items that stopped at the last check, one at a time (the same
+                        with torch.no_grad():  # arithmetic whether resumed or not)
+                            for i in stale.tolist():
+                                fixed = _forward(taps, layer, precision, device.type, x.detach()[i : i + 1])
+                                losses[i] = item_losses(fixed, target[i : i + 1], s.loss)[0]
+                        stale = None
+                    for a in range(0, len(live), chunk):
+                        ids = live[a : a + chunk]
+                        xa = x.detach().index_select(0, ids).requires_grad_(True)
+                        la = item_losses(
+                            _forward(taps, layer, precision, device.type, xa), target.index_select(0, ids), s.loss
+                        )
+                        (ga,) = torch.autograd.grad(la.sum(), xa)
+                        grad.index_copy_(0, ids, ga)
+                        losses.index_copy_(0, ids, la.detach())
+                x.grad = grad
                 opt.step()
                 x.grad = None
                 if s.bounds is not None:
@@ -501,10 +531,15 @@ def _optimise(
                 if callback is not None:
                     callback(it, x)
                 if it % s.check_every == 0 or it == s.iterations:
-                    seen = _check(losses, active, x, snapshot, snapshot_it, opt, it, s, stop_iteration, stop_reason)
+                    was = active.clone()
+                    seen = check(
+                        losses, active, x, snapshot, snapshot_it, opt, it, s, stop_iteration, stop_reason, fidelity
+                    )
                     snapshot, snapshot_it = x.detach().clone(), it
                     finished = not bool(active.any())
                     all_active = bool(active.all())
+                    live = torch.nonzero(active).flatten()
+                    stale = torch.nonzero(was & ~active).flatten()
                     bar.update(it - bar.n)
                     bar.set_postfix_str(f"median loss {float(seen.nanmedian()):.4g}")
                 if ckpt is not None and it % checkpoint_every == 0:
@@ -535,48 +570,6 @@ def _optimise(
         elapsed_s=elapsed,
         device=str(device),
     )
-
-
-def _check(
-    losses: torch.Tensor,
-    active: torch.Tensor,
-    x: torch.Tensor,
-    snapshot: torch.Tensor,
-    snapshot_it: int,
-    opt: torch.optim.Optimizer,
-    it: int,
-    s: SynthesisSettings,
-    stop_iteration: list[int],
-    stop_reason: list[str],
-) -> torch.Tensor:
-    """The host-side look at the losses every ``check_every`` iterations: non-finite losses and stop_loss."""
-    host = losses.detach().double().cpu()
-    act = active.cpu()
-    stopping = []
-    for i in torch.nonzero(act).flatten().tolist():
-        v = float(host[i])
-        if v != v or v in (float("inf"), float("-inf")):
-            stop_reason[i] = (
-                f"stopped: loss became {v} by iteration {it}; kept the metamer from iteration {snapshot_it}. "
-                "Lower the learning rate or check the model for operations with unbounded gradients."
-            )
-            stop_iteration[i] = snapshot_it
-            with torch.no_grad():
-                x[i] = snapshot[i]
-            host[i] = float("nan")
-            stopping.append(i)
-        elif s.stop_loss is not None and v <= s.stop_loss:
-            stop_reason[i] = "reached stop_loss"
-            stop_iteration[i] = it
-            stopping.append(i)
-    if stopping:
-        idx = torch.tensor(stopping, device=active.device)
-        active[idx] = False
-        for state in opt.state.values():
-            for key in ("exp_avg", "exp_avg_sq"):
-                if key in state:
-                    state[key][idx] = 0
-    return host
 
 
 def _progress_bar(total: int, initial: int, layer: str, show: bool):
