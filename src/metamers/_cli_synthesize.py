@@ -34,7 +34,9 @@ def cmd_synthesize(args: argparse.Namespace) -> None:
         x, photos = load_image_files(found, zoo.input_shape[-1]), list(found.names)
     else:
         x, photos = load_photos(names(args.photos, "photos"), size=zoo.input_shape[-1])
-    given = {"iterations": args.iterations, "lr": args.lr, "seed": args.seed}
+    given = {"iterations": args.iterations, "lr": args.lr, "seed": args.seed, "stop_rho": args.stop_rho}
+    if args.stop_label:
+        given["stop_label"] = True
     changes = {k: v for k, v in given.items() if v is not None}
     settings = SynthesisSettings.preset(args.preset, **changes)
     out = Path(args.out)
@@ -86,6 +88,8 @@ def _synthesize_audio(zoo, args: argparse.Namespace) -> None:
             seed=0 if args.seed is None else args.seed,
             progress=None if not args.quiet else False,
             checkpoint_every=args.checkpoint_every,
+            stop_rho=args.stop_rho,
+            stop_label=args.stop_label,
         )
     except SpeechSourceMissing as e:
         raise CLIError(str(e)) from e

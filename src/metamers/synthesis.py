@@ -147,11 +147,12 @@ class SynthesisResult:
 
     def summary(self) -> str:
         """One line per item: final loss, rho at the layer, stop reason."""
-        lines = [f"layer {self.layer}: {len(self)} metamers, {self.settings.iterations} iterations"]
+        cap = " at most" if self.settings.stop_rho is not None or self.settings.stop_loss is not None else ""
+        lines = [f"layer {self.layer}: {len(self)} metamers,{cap} {self.settings.iterations} iterations"]
         for i in range(len(self)):
             lines.append(
                 f"  [{i}] loss {float(self.final_loss[i]):.4g}  rho {float(self.layer_rho[i]):.4f}  "
-                f"{self.stop_reason[i]}"
+                f"{self.stop_reason[i]} (iteration {self.stop_iteration[i]})"
             )
         return "\n".join(lines)
 

@@ -83,8 +83,8 @@ def word_clips(
     return out
 
 
-def _settings(iterations: int, lr: float, seed: int) -> SynthesisSettings:
-    return SynthesisSettings.preset("feather2019_audio", iterations=iterations, lr=lr, seed=seed)
+def _settings(iterations: int, lr: float, seed: int, **stop: object) -> SynthesisSettings:
+    return SynthesisSettings.preset("feather2019_audio", iterations=iterations, lr=lr, seed=seed, **stop)
 
 
 def audio_metamers(
@@ -99,6 +99,8 @@ def audio_metamers(
     seed: int = 0,
     progress: bool | None = None,
     checkpoint_every: int = 250,
+    stop_rho: float | None = None,
+    stop_label: bool = False,
 ) -> dict[str, SynthesisResult]:
     """Synthesize audio metamers of spoken words at several stages of a word network; write WAVs and a figure.
 
@@ -124,6 +126,9 @@ def audio_metamers(
         Progress bars (default: when stderr is a terminal).
     checkpoint_every : int
         Iterations between checkpoints.
+    stop_rho, stop_label
+        Stop each clip once its rho at the stage reaches ``stop_rho`` (and, with ``stop_label``, the network hears
+        its word); ``iterations`` is then a cap (:class:`metamers.SynthesisSettings`).
 
     Returns
     -------
@@ -154,7 +159,7 @@ def audio_metamers(
     names = list(words)
     for i, w in enumerate(names):
         write_wav(out / "wav" / f"{w}_original.wav", x[i], sr)
-    settings = _settings(iterations, lr, seed)
+    settings = _settings(iterations, lr, seed, stop_rho=stop_rho, stop_label=stop_label)
     results: dict[str, SynthesisResult] = {}
     for stage in stages:
         path = out / f"{zoo.name}_{stage}.safetensors"
