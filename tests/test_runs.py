@@ -59,7 +59,7 @@ def test_a_plan_round_trips_through_toml():
         ({"model": [{"name": "m"}], "iterations": 3}, "unknown key(s) iterations in the plan"),
         ({}, "names no models"),
         ({"model": [{"name": "m"}], "stimuli": {"images": ["kitten"]}}, "unknown images kitten"),
-        ({"model": [{"name": "m"}], "stimuli": {"images": 99}}, "give 1 to 19"),
+        ({"model": [{"name": "m"}], "stimuli": {"images": 999}}, "give 1 to 537"),
         ({"model": [{"name": "m"}], "stimuli": {"speech": "tts"}}, "choose from recorded, espeak-ng, flite"),
         ({"model": [{"name": "m"}], "synthesis": {"image": {"lr": -1}}}, "lr must be positive"),
         ({"model": [{"name": "m"}], "synthesis": {"image": {"step": 1}}}, "unknown key(s) step in [synthesis.image]"),

@@ -81,7 +81,7 @@ def test_image_set_states_source_license_and_category():
     from metamers.models import category_of
     from metamers.stimuli import IMAGES, full_images
 
-    assert len(IMAGES) == 19 and len(full_images()) == 19  # all load offline
+    assert len(IMAGES) == 537 and len(full_images()) == 19  # the built-in 19 (the null's default) load offline
     assert all(src for _, _, src in IMAGES.values())
     assert IMAGES["chelsea"][1] == "cat" and IMAGES["clock"][1] == "clock"
     # the category agrees with what Lite0 sees, read out by the 16-way rule

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from metamers.experiments.design import DesignError, trial_lists
 from metamers.experiments.headphones import TRIALS, calibration_noise, headphone_trial
+from metamers.stimuli.photos import PHOTO_IMAGES, human_name
 
 __all__ = ["HUMAN_NAMES", "ExperimentError", "build_experiment", "load_experiment"]
 
@@ -50,6 +51,7 @@ HUMAN_NAMES: dict[str, str] = {
     "china": "temple",
     "flower": "flower",
 }
+HUMAN_NAMES.update({n: human_name(n) for n in PHOTO_IMAGES})  # the Debian photographs: their category or object
 # Pictures tried first for practice trials (everyday objects).
 _PRACTICE_IMAGES = ("astronaut", "clock", "flower", "china", "camera", "coffee", "rocket", "chelsea", "moon")
 _PRACTICE_WORDS = ("seven", "monday", "hotel", "april", "zero", "victor", "tomorrow", "three", "echo")

@@ -59,7 +59,8 @@ batch = "auto"              # stimuli optimised together in one synthesis job: "
 
 [stimuli]
 images = 4                  # a number (the first N of chelsea, coffee, rocket, camera, astronaut, clock, then the
-                            # other offline pictures, 19 in all) or a list of names (metamers.stimuli.IMAGES),
+                            # other offline pictures and the Debian photographs, 537 in all) or a list of names
+                            # (metamers.stimuli.IMAGES; metamers.stimuli.sixteen_way_photos() for the 16-way ones),
                             # or your own: a folder (searched recursively) or a glob of PNG/JPEG ("photos/*.jpg")
 # image_labels = "folders"  # with your own images: labels from sub-folder names, or a CSV with columns file,label
 words = 2                   # audio models: a number (the first N of may, uniform, today, nine, alpha, lima, then

@@ -1,4 +1,5 @@
-"""Natural pictures that ship inside scikit-image and scikit-learn, centre-cropped and resized for a model."""
+"""Natural pictures: those inside scikit-image and scikit-learn, and photographs from Debian packages
+(:mod:`metamers.stimuli.photos`), centre-cropped and resized for a model."""
 
 from __future__ import annotations
 
@@ -9,7 +10,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["IMAGES", "NULL_IMAGES", "PHOTOS", "full_images", "load_photos", "save_png", "to_image_tensor"]
+from metamers.stimuli.photos import PHOTO_IMAGES, read_photo
+
+__all__ = [
+    "BUILTIN_IMAGES",
+    "IMAGES",
+    "NULL_IMAGES",
+    "PHOTOS",
+    "full_images",
+    "load_photos",
+    "save_png",
+    "sixteen_way_photos",
+    "to_image_tensor",
+]
 
 # Every picture scikit-image ships that loads offline (``skimage.data``; ``cat`` is ``chelsea`` again and is left
 # out), and scikit-learn's two sample photographs: name -> (what it shows, its category in the 16-way task of Geirhos
@@ -35,18 +48,37 @@ IMAGES: dict[str, tuple[str, str | None, str]] = {
     "china": ("a Chinese temple (scikit-learn)", None, "danielbuechele on Flickr; CC BY 2.0"),
     "flower": ("a flower (scikit-learn)", None, "vultilion on Flickr; CC BY 2.0"),
 }
+# The 19 above install with the Python packages; the photographs of GCompris (``gc_*``) and of Tux Paint's stamps
+# (``tp_*``) with the Debian packages gcompris-qt-data and tuxpaint-stamps-default (``scripts/system-packages demo``).
+BUILTIN_IMAGES: tuple[str, ...] = tuple(IMAGES)
+IMAGES.update(PHOTO_IMAGES)
 # where each picture comes from: scikit-image's ``skimage.data`` unless listed here
 _SKLEARN = {"china": "china.jpg", "flower": "flower.jpg"}
 # The photographs the demo uses (objects a person would name).
 PHOTOS: dict[str, tuple[str, str]] = {
     n: (IMAGES[n][0], IMAGES[n][2]) for n in ("chelsea", "coffee", "rocket", "astronaut", "camera", "clock")
 }
-# All of them feed null distributions (natural images in the broad sense; none is synthetic).
-NULL_IMAGES: tuple[str, ...] = tuple(IMAGES)
+# The default source of null distributions: the 19 built-in pictures (natural images in the broad sense; none is
+# synthetic), which install with the Python packages, so a null and its key in the null store stay as they were.
+# Any names of IMAGES can be given instead (``validate_dir(..., images=NULL_IMAGES + tuple(PHOTO_IMAGES))``).
+NULL_IMAGES: tuple[str, ...] = BUILTIN_IMAGES
+
+
+def sixteen_way_photos() -> dict[str, str]:
+    """The pictures of :data:`IMAGES` that show one of the 16 categories of the 16-way task: name -> category.
+
+    Examples
+    --------
+    >>> cats = [n for n, c in sixteen_way_photos().items() if c == "cat"]
+    >>> cats
+    ['chelsea', 'gc_cat', 'gc_kitten']
+    """
+    return {n: c for n, (_, c, _) in IMAGES.items() if c is not None}
 
 
 def full_images(names: Sequence[str] = NULL_IMAGES) -> list[torch.Tensor]:
-    """scikit-image pictures at full resolution as ``(3, H, W)`` tensors in [0, 1] (grey ones repeated to RGB).
+    """Pictures at full resolution as ``(3, H, W)`` tensors in [0, 1] (grey ones repeated to RGB; stamps composited
+    onto a square grey canvas).
 
     Examples
     --------
@@ -64,7 +96,9 @@ def full_images(names: Sequence[str] = NULL_IMAGES) -> list[torch.Tensor]:
 
 
 def _raw(name: str) -> np.ndarray:
-    """One picture as the package ships it."""
+    """One picture as the package ships it (a Debian photograph as :func:`.photos.read_photo` gives it)."""
+    if name in PHOTO_IMAGES:
+        return read_photo(name)
     if name in _SKLEARN:
         from sklearn.datasets import load_sample_image
 
@@ -97,7 +131,7 @@ def to_image_tensor(img: np.ndarray, size: int) -> torch.Tensor:
 
 
 def load_photos(names: Sequence[str] | None = None, size: int = 224) -> tuple[torch.Tensor, list[str]]:
-    """Load scikit-image photographs as a batch ``(N, 3, size, size)`` in [0, 1].
+    """Load pictures of :data:`IMAGES` as a batch ``(N, 3, size, size)`` in [0, 1] (default: :data:`PHOTOS`).
 
     Examples
     --------
@@ -108,7 +142,10 @@ def load_photos(names: Sequence[str] | None = None, size: int = 224) -> tuple[to
     names = list(names) if names is not None else list(PHOTOS)
     unknown = [n for n in names if n not in IMAGES]
     if unknown:
-        raise ValueError(f"unknown photo(s) {unknown}; choose from {', '.join(IMAGES)}.")
+        shown = ", ".join(list(IMAGES)[:30])
+        raise ValueError(
+            f"unknown photo(s) {unknown}; choose from metamers.stimuli.IMAGES ({shown}, ...: {len(IMAGES)})."
+        )
     return torch.stack([to_image_tensor(_raw(n), size) for n in names]), names
 
 
