@@ -129,13 +129,17 @@ def main() -> None:
     p.add_argument("--stages", nargs="+", default=list(STAGES), choices=list(STAGES))
     p.add_argument("--cap", type=int, default=1000)
     p.add_argument("--threads", type=int, default=2, help="torch threads (iteration counts do not depend on it)")
+    p.add_argument("--merge", nargs="*", default=[], help="fold cells of other result files (parallel runs) in")
+    p.add_argument("--out", default=str(OUT.with_suffix(".json")), help="result file (default: %(default)s)")
     p.add_argument("--timing", action="store_true", help="measure the cost of one item-iteration per network and stage")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     from metamers.models import load
 
-    path = OUT.with_suffix(".json")
+    path = Path(args.out)
     done = json.loads(path.read_text()) if path.exists() else {"cells": {}}
+    for other in args.merge:
+        done["cells"].update(json.loads(Path(other).read_text())["cells"])
     done["machine"], done["cap"] = machine(), args.cap
     if args.timing:
         _timing(args.networks, args.stages, done, path)
@@ -155,7 +159,8 @@ def main() -> None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(json.dumps(done, indent=1))
                 print(key, _line(cell), flush=True)
-    OUT.with_suffix(".md").write_text(report(done))
+    path.write_text(json.dumps(done, indent=1))
+    path.with_suffix(".md").write_text(report(done))
 
 
 def _timing(networks: list[str], stages: list[str], done: dict, path: Path, iterations: int = 30) -> None:

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from metamers import list_layers, synthesize
+from metamers import SynthesisResult, list_layers, synthesize
 from metamers.cli import main
 from metamers.models import available, load, wrap
 from metamers.stimuli import load_photos
@@ -78,6 +78,15 @@ def test_cli_synthesize_writes_metamers_and_pngs(tmp_path, capsys):
     assert main(args) == 0
     assert (out / "efficientnet-lite0_stem.safetensors").exists() and (out / "png" / "chelsea_stem.png").exists()
     assert "chelsea: Egyptian cat ->" in capsys.readouterr().out
+
+
+def test_cli_synthesize_stops_on_fidelity(tmp_path, capsys):
+    args = ["synthesize", "efficientnet-lite0", "--layer", "stem", "--photos", "chelsea", "--iterations", "400",
+            "--lr", "0.02", "--stop-rho", "0.9", "--out", str(tmp_path), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "at most 400 iterations" in out and "reached stop_rho 0.9 (iteration " in out
+    assert SynthesisResult.load(tmp_path / "efficientnet-lite0_stem.safetensors").stop_iteration[0] < 400
 
 
 @pytest.mark.slow
