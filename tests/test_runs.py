@@ -22,6 +22,7 @@ batch = 1
 [stimuli]
 images = ["chelsea", "coffee"]
 [synthesis.image]
+preset = "feather2019"
 iterations = {iterations}
 lr = 0.02
 checkpoint_every = 10
@@ -39,7 +40,9 @@ layers = ["block_1", "block_2"]
 def test_the_reference_plan_parses_to_the_defaults():
     plan = parse_plan(tomllib.loads(PLAN_REFERENCE))
     assert plan.models[0].name == "efficientnet-lite0" and plan.models[0].layers == ("stages",)
-    assert plan.settings("image").iterations == 15000 and plan.settings("audio").init == "pink"
+    image = plan.settings("image")
+    assert (image.iterations, image.stop_rho, image.stop_label) == (3000, 0.99, True)
+    assert plan.settings("audio").init == "pink" and plan.settings("audio").stop_rho is None
     assert plan.pairs == 1_000_000 and plan.images == ("chelsea", "coffee", "rocket", "camera")
 
 

@@ -402,14 +402,17 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser(
         "demo",
         help="the whole paper on the embedded defaults: image and audio metamers, validation, transfer, report",
-        description="Runs the demo plan (metamers/runs/demo.toml): metamers of 4 photos at 3 stages of pretrained "
-        "EfficientNet-Lite0 and of 2 recorded words at 3 stages of the shipped word network, validated against "
-        "nulls, recognized by the other pretrained networks and the random controls, and an HTML report. About "
-        "7 minutes on 2 CPU cores; rerun to resume. The flags scale it up to the paper's settings.",
+        description="Runs the demo plan (metamers/runs/demo.toml): metamers of 14 photos at 3 stages of pretrained "
+        "EfficientNet-Lite0, each stopping once it matches its photo (rho 0.99 with the photo's label) or at 600 "
+        "iterations, and of 2 recorded words at 3 stages of the shipped word network, validated against nulls, "
+        "recognized by the other pretrained networks and the random controls, and an HTML report. About "
+        "15 minutes on 2 CPU cores; rerun to resume. The flags scale it up to the paper's settings.",
     )
     q.add_argument("--out", default="demo-output", help="run directory; rerun to resume (default: %(default)s)")
-    q.add_argument("--iterations", type=int, help="iterations per metamer (demo: 600 images, 400 sounds; paper: 15000)")
-    q.add_argument("--images", type=int, help="number of pictures, up to 19 (default: 4)")
+    q.add_argument("--iterations", type=int, help="iterations per metamer (demo: at most 600 images, 400 sounds; "
+                   "paper: 15000)")  # fmt: skip
+    q.add_argument("--images", type=int, help="number of pictures: the first N of the demo's 14, or more from all "
+                   "537 offline pictures (default: 14)")  # fmt: skip
     q.add_argument("--words", type=int, help="number of spoken words, up to 61 (default: 2)")
     q.add_argument("--pairs", type=int, help="pairs per null distribution (demo: 20000; paper: 1000000)")
     q.add_argument(

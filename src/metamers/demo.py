@@ -49,7 +49,8 @@ def demo_plan(
     Parameters
     ----------
     iterations : int, optional
-        Iterations per metamer for images and sounds alike (the demo: 600 for images, 400 for sounds; the paper: 15000).
+        Iterations per metamer for images and sounds alike (the demo: at most 600 for images, each photo stopping at
+        rho 0.99 with its label, and 400 for sounds; the paper: 15000).
     images, words : int, optional
         How many photos and spoken words (the first N of the plan's default lists).
     pairs : int, optional
@@ -66,8 +67,9 @@ def demo_plan(
     if iterations is not None:
         for kind in ("image", "audio"):
             data["synthesis"][kind]["iterations"] = iterations
-    if images is not None:
-        data["stimuli"]["images"] = images
+    if images is not None:  # the first N of the demo's photos, or of every offline picture beyond them
+        listed = data["stimuli"]["images"]
+        data["stimuli"]["images"] = listed[:images] if 0 < images <= len(listed) else images
     if words is not None:
         data["stimuli"]["words"] = words
     if pairs is not None:

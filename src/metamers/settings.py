@@ -224,6 +224,17 @@ PRESETS: dict[str, dict] = {
     "feather2019": {},
     # Feather et al. 2019, audio: the same optimiser, pink-noise start at RMS 0.01; waveforms live in [-1, 1].
     "feather2019_audio": {"init": "pink", "bounds": (-1.0, 1.0)},
+    # This project's plans and demo (images): the step rule that reached fidelity soonest in benchmarks/step_rules.py
+    # (README "Stopping on fidelity"), each metamer stopping once rho >= 0.99 at the generation layer with its
+    # stimulus's label; ``iterations`` is the cap.
+    "fidelity": {
+        "iterations": 3000,
+        "lr": 0.02,
+        "schedule": "constant",
+        "stop_rho": 0.99,
+        "stop_label": True,
+        "check_every": 25,
+    },
     # Feather et al. 2023 (model_metamers_pytorch): normalised L2 loss, fixed-length normalised-gradient steps of
     # length 1 halved every 3000 iterations, 24000 iterations, Gaussian start (mean 0.5, std 0.05).
     "feather2023": {

@@ -325,9 +325,15 @@ def write_report(directory: str | os.PathLike) -> Path:
     short = []
     for kind in ("image", "audio"):
         if any(k == kind for k in kinds.values()):
-            it = plan.settings(kind).iterations
-            if it < PAPER["iterations"]:
-                short.append(f"{kind} metamers ran {it:,} iterations (the paper: {PAPER['iterations']:,})")
+            s = plan.settings(kind)
+            if s.stop_rho is not None:
+                label = " with its stimulus's label" if s.stop_label else ""
+                short.append(
+                    f"each {kind} metamer ran until its rho at the layer reached {s.stop_rho:g}{label}, at most "
+                    f"{s.iterations:,} iterations (the paper: {PAPER['iterations']:,} whatever happens)"
+                )
+            elif s.iterations < PAPER["iterations"]:
+                short.append(f"{kind} metamers ran {s.iterations:,} iterations (the paper: {PAPER['iterations']:,})")
     if plan.pairs < PAPER["pairs"]:
         short.append(f"each null has {plan.pairs:,} pairs (the paper: {PAPER['pairs']:,})")
     state = {r["name"]: r["state"] for r in catalog.query("SELECT name, state FROM jobs")}

@@ -70,9 +70,10 @@ speech = "recorded"         # the words' source: recorded (real speech), espeak-
                             # padded to the model's clip, the sound centred); sound_labels as image_labels
 
 [synthesis.image]           # any field of metamers.SynthesisSettings; preset first, then the changes
-preset = "feather2019"      # Adam, squared error, white-noise start, [0, 1] bounds
-iterations = 15000
-lr = 0.001
+preset = "fidelity"         # Adam at 0.02, white-noise start, [0, 1] bounds; each metamer stops once its rho at the
+iterations = 3000           # layer reaches 0.99 with its stimulus's label (stop_rho, stop_label, checked every
+                            # check_every = 25 iterations), iterations is the cap; "feather2019" is the paper's
+                            # 15000 iterations at 0.001, whatever happens
 checkpoint_every = 500      # iterations between checkpoints of a running job
 
 [synthesis.audio]
@@ -120,7 +121,7 @@ _TRANSFER = {"recognizers", "spaces"}
 _MODEL = {"name", "layers"} | MODEL_KEYS
 _SETTINGS = set(SynthesisSettings.__dataclass_fields__)
 _SPEECH = ("recorded", "espeak-ng", "flite")
-_DEFAULT_PRESET = {"image": "feather2019", "audio": "feather2019_audio"}
+_DEFAULT_PRESET = {"image": "fidelity", "audio": "feather2019_audio"}
 
 
 def _modality(kind: str) -> str:
