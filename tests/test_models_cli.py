@@ -113,6 +113,14 @@ def test_the_demo_without_its_speech_sources_stops_at_once_naming_the_fix(tmp_pa
     assert not (tmp_path / "demo").exists()  # nothing started
 
 
+def test_the_demo_without_its_photographs_stops_at_once_naming_the_package(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("METAMERS_TUXPAINT_DIR", str(tmp_path / "no-stamps"))
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--no-audio", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "apt-get install tuxpaint-stamps-default" in err and "make demo" in err
+    assert not (tmp_path / "demo").exists()
+
+
 def test_cli_relu_compare_writes_figure_and_csv(tmp_path, capsys):
     args = ["relu-compare", "efficientnet-lite0", "--layers", "stem", "--photos", "chelsea", "--iterations", "3",
             "--out", str(tmp_path)]  # fmt: skip

@@ -108,6 +108,7 @@ def _cmd_relu_compare(args: argparse.Namespace) -> None:
 def _cmd_demo(args: argparse.Namespace) -> None:
     from metamers.audio.speech import SpeechSourceMissing
     from metamers.demo import format_summary, run_demo
+    from metamers.stimuli.photos import PhotoSourceMissing
 
     try:
         summary = run_demo(
@@ -119,7 +120,7 @@ def _cmd_demo(args: argparse.Namespace) -> None:
             audio=not args.no_audio,
             progress=None if not args.quiet else False,
         )
-    except SpeechSourceMissing as e:
+    except (SpeechSourceMissing, PhotoSourceMissing) as e:
         raise CLIError(str(e)) from None
     print(format_summary(summary))
     print(f"the demo's run directory: {Path(args.out).resolve()} (`metamers status {args.out}`)")

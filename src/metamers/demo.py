@@ -17,6 +17,7 @@ from metamers.report.html import figure5_trend
 from metamers.runs.catalog import Catalog
 from metamers.runs.plan import Plan, parse_plan
 from metamers.runs.run import run_plan
+from metamers.stimuli.photos import PHOTO_IMAGES, PhotoSourceMissing, photo_location, require_photo_source
 
 __all__ = ["demo_plan", "format_summary", "run_demo"]
 
@@ -35,6 +36,15 @@ def _require_speech() -> None:
             + " ".join(missing)
             + " (`make demo` installs them; `metamers demo --no-audio` runs the image half alone)"
         )
+
+
+def _require_photos(names: tuple[str, ...]) -> None:
+    """Raise :class:`PhotoSourceMissing` unless the Debian packages holding the demo's photographs are installed."""
+    for package in sorted({photo_location(n)[0] for n in names if n in PHOTO_IMAGES}):
+        try:
+            require_photo_source(package)
+        except PhotoSourceMissing as e:
+            raise PhotoSourceMissing(f"the demo's photographs cannot be read: {e} (`make demo` installs it)") from None
 
 
 def demo_plan(
@@ -92,12 +102,15 @@ def run_demo(
     """Run the demo plan in ``out`` (resuming what is there); the run summary with the measured Figure 5 trend.
 
     The demo runs whole: with ``audio=True`` (the default) a missing speech source raises
-    :class:`~metamers.audio.speech.SpeechSourceMissing` before anything runs, naming the package. ``audio=False`` runs
+    :class:`~metamers.audio.speech.SpeechSourceMissing` before anything runs, naming the package, and so does a missing
+    photograph package (:class:`~metamers.stimuli.photos.PhotoSourceMissing`). ``audio=False`` runs
     the image half alone, and the summary says so.
     """
     if audio:
         _require_speech()
-    summary = run_plan(demo_plan(iterations, images, words, pairs, audio), out, progress=progress)
+    plan = demo_plan(iterations, images, words, pairs, audio)
+    _require_photos(plan.images)
+    summary = run_plan(plan, out, progress=progress)
     catalog = Catalog(out)
     cells = catalog.query("SELECT * FROM transfer ORDER BY rowid")
     stages = catalog.query(
