@@ -1,0 +1,77 @@
+"""The Figure 5 table of a run, as Markdown: recognition of each generator's metamers, stage by stage.
+
+For each generating network and label space, one row per group of recognizers: the other trained networks (the mean
+of their proportions, with the mean of their bootstrap SEMs over stimuli), and each random control.  The last
+column is the same recognizers on the natural stimuli.  Then the Figure 5 verdict of each generator
+(:func:`metamers.report.html.figure5_trend`).
+
+    .venv/bin/python scripts/transfer_table.py runs/image-study
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from pathlib import Path
+
+from metamers.report.html import figure5_trend
+from metamers.runs.catalog import Catalog
+
+SPACE = {"imagenet": "1000-way", "16-way": "16-way"}
+
+
+def _mean(cells: list[dict], key: str) -> float:
+    return statistics.fmean(c[key] for c in cells)
+
+
+def table(run: Path) -> str:
+    catalog = Catalog(run)
+    cells = [c for c in catalog.query("SELECT * FROM transfer ORDER BY rowid") if c["proportion"] is not None]
+    rows = catalog.query(
+        "SELECT DISTINCT m.model, m.layer, j.stage FROM metamers m JOIN jobs j ON j.output = m.result_file"
+    )
+    stages = {(r["model"], r["layer"]): r["stage"] for r in rows}
+    accepted = {
+        (r["model"], r["layer"]): (r["ok"], r["n"])
+        for r in catalog.query(
+            "SELECT m.model, m.layer, SUM(v.accepted) AS ok, COUNT(*) AS n FROM metamers m "
+            "JOIN validation v ON v.metamer_id = m.id GROUP BY m.model, m.layer"
+        )
+    }
+    out = []
+    for gen in dict.fromkeys(c["generator"] for c in cells):
+        for space in dict.fromkeys(c["label_space"] for c in cells if c["generator"] == gen):
+            sel = [c for c in cells if c["generator"] == gen and c["label_space"] == space]
+            layers = list(dict.fromkeys(c["layer"] for c in sel))
+            names = [stages.get((gen, lay), lay) for lay in layers]
+            out += [
+                f"**{gen}**, {SPACE.get(space, space)} labels",
+                "",
+                "| recognized by | " + " | ".join(names) + " | natural stimuli |",
+                "| --- | " + " | ".join("---" for _ in layers) + " | --- |",
+                "| accepted metamers | "
+                + " | ".join("{}/{}".format(*accepted.get((gen, lay), ("?", "?"))) for lay in layers)
+                + " | |",
+            ]
+            others = [c for c in sel if not c["own"] and not c["recognizer"].endswith("-random")]
+            groups = [("other trained networks (mean)", others)]
+            groups += [(r, [c for c in sel if c["recognizer"] == r]) for r in
+                       dict.fromkeys(c["recognizer"] for c in sel if c["recognizer"].endswith("-random"))]  # fmt: skip
+            for label, group in groups:
+                if not group:
+                    continue
+                row = []
+                for lay in layers:
+                    at = [c for c in group if c["layer"] == lay]
+                    row.append(f"{_mean(at, 'proportion'):.0%} (±{_mean(at, 'sem') * 100:.0f})" if at else "-")
+                out.append(f"| {label} | " + " | ".join(row) + f" | {_mean(group, 'natural_accuracy'):.0%} |")
+            out.append("")
+    for t in figure5_trend(cells, stages):
+        out.append(f"- {t['text']}")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: scripts/transfer_table.py RUN_DIRECTORY")
+    print(table(Path(sys.argv[1])))
