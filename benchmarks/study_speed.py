@@ -194,7 +194,7 @@ def run_timing(rule: str, iterations: int, done: dict) -> None:
 
 
 def _save(done: dict) -> None:
-    path = OUT.with_suffix(".json")
+    path = Path(done.get("out", OUT.with_suffix(".json")))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(done, indent=1))
 
@@ -268,12 +268,16 @@ def main() -> None:
     p.add_argument("--rule", default=DEFAULT_RULE, choices=list(RULES))
     p.add_argument("--cap", type=int, default=3000)
     p.add_argument("--timing-iterations", type=int, default=30)
+    p.add_argument("--out", default=str(OUT.with_suffix(".json")), help="result file (default: %(default)s)")
+    p.add_argument("--merge", nargs="*", default=[], help="fold cells of other result files (parallel runs) in")
     p.add_argument("--threads", type=int, default=2, help="torch threads (iteration counts do not depend on it)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    path = OUT.with_suffix(".json")
+    path = Path(args.out)
     done = json.loads(path.read_text()) if path.exists() else {"cells": {}}
-    done["machine"] = machine()
+    for other in args.merge:
+        done["cells"].update(json.loads(Path(other).read_text())["cells"])
+    done["machine"], done["out"] = machine(), str(path)
     for part in args.parts:
         if part == "ours":
             run_ours(args.rule, args.cap, done)
@@ -281,8 +285,9 @@ def main() -> None:
             run_plenoptic(args.cap, done)
         else:
             run_timing(args.rule, args.timing_iterations, done)
-    OUT.with_suffix(".md").write_text(report(done, args.rule, args.cap))
-    print(OUT.with_suffix(".md").read_text())
+    _save(done)
+    path.with_suffix(".md").write_text(report(done, args.rule, args.cap))
+    print(path.with_suffix(".md").read_text())
 
 
 if __name__ == "__main__":
