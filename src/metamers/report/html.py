@@ -182,6 +182,12 @@ def _cell(directory: Path, m: dict, kind: str) -> str:
     return f'<td>{media}<div class="cap">{rho}{label}{verdict}</div></td>'
 
 
+def _median_iterations(rows: list[dict]) -> int | str:
+    """The median of the iterations the metamers ran (each stops on its own with ``stop_rho``)."""
+    its = sorted(r["iterations"] for r in rows if r.get("iterations") is not None)
+    return its[len(its) // 2] if its else ""
+
+
 def _model_section(
     directory: Path, model: str, kind: str, rows: list[dict], stages: list[str], names: list[str]
 ) -> str:
@@ -226,6 +232,7 @@ def _model_section(
                 "null median": rs[0]["null_median"] if rs[0].get("null_median") is not None else "",
                 "null max": rs[0]["null_max"] if rs[0].get("null_max") is not None else "",
                 "median rho at logits": sorted(r["rho_logits"] for r in rs)[len(rs) // 2],
+                "median iterations": _median_iterations(rs),
             }
         )
     cols = [
@@ -240,6 +247,7 @@ def _model_section(
             "null median",
             "null max",
             "median rho at logits",
+            "median iterations",
         )
     ]
     table = _table(per_stage, cols, left=("stage", "layer")) if per_stage else '<p class="note">not validated yet</p>'
@@ -277,8 +285,9 @@ def write_report(directory: str | os.PathLike) -> Path:
     catalog = Catalog(directory)
     jobs = catalog.query("SELECT * FROM jobs WHERE step='synthesize' ORDER BY rowid")
     rows = catalog.query(
-        "SELECT m.model, m.layer, m.stimulus, m.result_file, m.final_loss, j.stage, v.accepted, v.reason, "
-        "v.rho_layer, v.rho_logits, v.label_stimulus, v.label_metamer, n.median AS null_median, n.max AS null_max "
+        "SELECT m.model, m.layer, m.stimulus, m.result_file, m.final_loss, m.iterations, j.stage, v.accepted, "
+        "v.reason, v.rho_layer, v.rho_logits, v.label_stimulus, v.label_metamer, n.median AS null_median, "
+        "n.max AS null_max "
         "FROM metamers m JOIN jobs j ON j.output = m.result_file LEFT JOIN validation v ON v.metamer_id = m.id "
         "LEFT JOIN nulls n ON n.model = m.model AND n.layer = m.layer"
     )
