@@ -11,7 +11,9 @@ Rules (``metamers.synthesize`` settings, the rest its defaults):
 - ``l2-<lr>``: the 2023 follow-up's rule: normalised loss, fixed-length steps along the per-item normalised gradient
   (step 1 and 4 in input units), halved every 250 iterations;
 - ``lbfgs``: torch's L-BFGS (history 10, strong-Wolfe line search) on one picture at a time, clamped to [0, 1] after
-  each step; its iterations are counted as forward+backward evaluations, so they compare with the others'.
+  each step; its iterations are counted as forward+backward evaluations, so they compare with the others';
+- ``lbfgs-batched``: ``optimizer="lbfgs"`` of ``synthesize``: L-BFGS per item inside the batched loop (history 10,
+  a backtracking line search, one evaluation per iteration, candidates projected into [0, 1]).
 
 Reported per cell: accepted items out of 8, the median and largest stop iteration of the accepted ones, and seconds:
 the item-iterations the batch ran (every item until it stopped or the cap) times the cost of one item-iteration at
@@ -53,6 +55,7 @@ RULES: dict[str, dict] = {
     "l2-1": {"lr": 1.0, **_L2},
     "l2-4": {"lr": 4.0, **_L2},
     "lbfgs": {},
+    "lbfgs-batched": {"optimizer": "lbfgs", "lr": 1.0, "schedule": "constant"},
 }
 OUT = Path(__file__).parent / "results" / "step_rules"
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 __all__ = ["PRESETS", "SynthesisSettings"]
 
 LOSSES = ("squared_error", "mse", "normalized")
-OPTIMIZERS = ("adam", "l2_step")
+OPTIMIZERS = ("adam", "l2_step", "lbfgs")
 SCHEDULES = ("constant", "exp_decay", "step_halving")
 INITS = ("white", "gaussian", "pink")
 
@@ -31,8 +31,10 @@ class SynthesisSettings:
         Optimisation steps per metamer.
     lr : float
         Initial learning rate (for ``l2_step``, the step length in input units).
-    optimizer : {"adam", "l2_step"}
-        ``adam`` (2019) or a step of fixed length along the per-item normalised gradient (2023 follow-up).
+    optimizer : {"adam", "l2_step", "lbfgs"}
+        ``adam`` (2019), a step of fixed length along the per-item normalised gradient (2023 follow-up), or
+        L-BFGS per item with a backtracking line search, one evaluation per iteration (``lr`` is then the first
+        step tried along each direction, 1 the quasi-Newton step).
     loss : {"squared_error", "mse", "normalized"}
         Per item: the sum of squared differences (2019), their mean, or ``||a - t|| / ||t||`` (2023).
     schedule : {"constant", "exp_decay", "step_halving"}

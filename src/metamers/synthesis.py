@@ -28,6 +28,7 @@ from metamers._device import resolve_device
 from metamers._fastpath import channels_last, folded_batchnorm, has_conv2d
 from metamers._files import DamagedFile
 from metamers._inputs import check_inputs, first_pass
+from metamers._lbfgs import BatchLBFGS
 from metamers._optim import L2Step, adam
 from metamers._stopping import Fidelity, check, stimulus_labels
 from metamers.settings import SynthesisSettings
@@ -424,7 +425,10 @@ def _optimise(
         x = x.contiguous(memory_format=torch.channels_last)
     x.requires_grad_(True)
     opt: torch.optim.Optimizer
-    opt = adam([x], s.lr) if s.optimizer == "adam" else L2Step([x], lr=s.lr)
+    if s.optimizer == "lbfgs":
+        opt = BatchLBFGS([x], lr=s.lr, bounds=s.bounds)
+    else:
+        opt = adam([x], s.lr) if s.optimizer == "adam" else L2Step([x], lr=s.lr)
     active = torch.ones(n, dtype=torch.bool, device=device)
     stop_iteration = [s.iterations] * n
     stop_reason = ["completed"] * n
@@ -520,7 +524,10 @@ def _optimise(
                         grad.index_copy_(0, ids, ga)
                         losses.index_copy_(0, ids, la.detach())
                 x.grad = grad
-                opt.step()
+                if isinstance(opt, BatchLBFGS):  # it needs the losses, and moves only the running items
+                    opt.step(losses, None if all_active else active)
+                else:
+                    opt.step()
                 x.grad = None
                 if s.bounds is not None:
                     with torch.no_grad():
@@ -552,6 +559,8 @@ def _optimise(
     save(max(it, start))
 
     with torch.no_grad():
+        if isinstance(opt, BatchLBFGS):  # items still running at the cap end on their last accepted point
+            x.copy_(torch.where(active.view((n,) + (1,) * (x.dim() - 1)), opt.best(), x))
         final_acts = taps(x.detach())[layer]
         final = item_losses(final_acts, target, s.loss).double().cpu()
     return SynthesisResult(
