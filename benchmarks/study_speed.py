@@ -10,8 +10,8 @@ measured in a separate short run (``--parts timing``, 30 iterations after warm-u
 on an otherwise idle machine, because threads that wait for a busy core still count CPU time.  A study's CPU time is
 then its iterations times their cost.
 
-- ``ours``: ``metamers.synthesize`` with the plans' default step rule (``--rule``, default Adam at a constant
-  0.02, the ``fidelity`` preset), one batched optimisation per stage, every item stopping on its own (``stop_rho=0.99,
+- ``ours``: ``metamers.synthesize`` with the plans' default step rule (``--rule``, default per-item L-BFGS, the
+  ``fidelity`` preset), one batched optimisation per stage, every item stopping on its own (``stop_rho=0.99,
   stop_label=True``, checked every 25 iterations), capped at ``--cap``.
 - ``plenoptic``: ``plenoptic.Metamer`` run as its users run it: the network wrapped by ``po.models.DeepNetFeatures``
   (truncated at the layer, normalisation inside), its defaults (MSE, range penalty, Adam at 0.01 with amsgrad), one
@@ -48,7 +48,7 @@ from _machine import machine
 from step_rules import EVERY, PICTURES, RHO, RULES, STAGES
 
 NETWORK = "efficientnet-lite0"
-DEFAULT_RULE = "adam-0.02"  # the `fidelity` preset of plans and the demo
+DEFAULT_RULE = "lbfgs-batched"  # the `fidelity` preset of plans and the demo
 OUT = Path(__file__).parent / "results" / "study_speed"
 
 

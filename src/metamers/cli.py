@@ -345,7 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--mean", help="your own model: per-channel mean, e.g. 0.485,0.456,0.406 (applied in the graph)")
     q.add_argument("--std", help="your own model: per-channel std, e.g. 0.229,0.224,0.225")
     q.add_argument("--labels", help="your own model: a text file of labels (one per line) or 'imagenet'")
-    q.add_argument("--preset", default="feather2019", help="feather2019 (default) or feather2023")
+    q.add_argument("--preset", default="feather2019", help="feather2019 (default: the paper's 15000 iterations), "
+                   "feather2023, or fidelity (L-BFGS, each metamer stopping at rho 0.99 with its label)")  # fmt: skip
     q.add_argument("--iterations", type=int, help="iterations (default: 15000 for images, 2000 for audio)")
     q.add_argument("--lr", type=float, help="learning rate (default: 0.001)")
     q.add_argument("--stop-rho", type=float, help="stop each metamer once its Spearman rho at the layer reaches this "

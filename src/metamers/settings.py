@@ -231,7 +231,8 @@ PRESETS: dict[str, dict] = {
     # stimulus's label; ``iterations`` is the cap.
     "fidelity": {
         "iterations": 3000,
-        "lr": 0.02,
+        "optimizer": "lbfgs",
+        "lr": 1.0,
         "schedule": "constant",
         "stop_rho": 0.99,
         "stop_label": True,

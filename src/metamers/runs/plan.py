@@ -70,7 +70,7 @@ speech = "recorded"         # the words' source: recorded (real speech), espeak-
                             # padded to the model's clip, the sound centred); sound_labels as image_labels
 
 [synthesis.image]           # any field of metamers.SynthesisSettings; preset first, then the changes
-preset = "fidelity"         # Adam at 0.02, white-noise start, [0, 1] bounds; each metamer stops once its rho at the
+preset = "fidelity"         # L-BFGS per item, white-noise start, [0, 1] bounds; each metamer stops once its rho at the
 iterations = 3000           # layer reaches 0.99 with its stimulus's label (stop_rho, stop_label, checked every
                             # check_every = 25 iterations), iterations is the cap; "feather2019" is the paper's
                             # 15000 iterations at 0.001, whatever happens
