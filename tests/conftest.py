@@ -37,7 +37,6 @@ batch = 3
 images = ["chelsea", "coffee", "rocket"]
 [synthesis.image]
 iterations = 120
-lr = 0.02
 [validation]
 pairs = 200
 [transfer]

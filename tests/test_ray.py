@@ -18,6 +18,7 @@ batch = 1
 [stimuli]
 images = ["chelsea", "coffee"]
 [synthesis.image]
+preset = "feather2019"
 iterations = {iterations}
 lr = 0.02
 checkpoint_every = 10

@@ -30,6 +30,7 @@ batch = 1
 [stimuli]
 images = ["chelsea"]
 [synthesis.image]
+preset = "feather2019"
 iterations = 3
 lr = 0.02
 checkpoint_every = 1

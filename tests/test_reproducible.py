@@ -17,7 +17,6 @@ images = ["chelsea", "coffee"]
 words = ["may"]
 [synthesis.image]
 iterations = 40
-lr = 0.02
 [synthesis.audio]
 iterations = 20
 lr = 0.002

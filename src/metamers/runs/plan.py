@@ -72,8 +72,9 @@ speech = "recorded"         # the words' source: recorded (real speech), espeak-
 [synthesis.image]           # any field of metamers.SynthesisSettings; preset first, then the changes
 preset = "fidelity"         # L-BFGS per item, white-noise start, [0, 1] bounds; each metamer stops once its rho at the
 iterations = 3000           # layer reaches 0.99 with its stimulus's label (stop_rho, stop_label, checked every
-                            # check_every = 25 iterations), iterations is the cap; "feather2019" is the paper's
-                            # 15000 iterations at 0.001, whatever happens
+                            # check_every = 25 iterations), iterations is the cap, and lr (1) is L-BFGS's first
+                            # step along each direction; "feather2019" is the paper's Adam, 15000 iterations at
+                            # 0.001 whatever happens
 checkpoint_every = 500      # iterations between checkpoints of a running job
 
 [synthesis.audio]
