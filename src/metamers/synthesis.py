@@ -2,8 +2,9 @@
 
 Many stimuli go through the model together; each item has its own loss, history and stopping.  Adam is elementwise
 and the losses are summed, and the L-BFGS rule keeps a history and a line search per item, so item ``i``'s update
-depends on item ``i`` alone: a batch of metamers equals the same metamers made one at a time.  The forward pass stops at the generation layer, the host looks at the losses only
-every ``check_every`` iterations, and the whole state can be checkpointed and resumed exactly.
+depends on item ``i`` alone: a batch of metamers equals the same metamers made one at a time.  The forward pass
+stops at the generation layer, the host looks at the losses only every ``check_every`` iterations, and the whole
+state can be checkpointed and resumed exactly.
 """
 
 from __future__ import annotations
