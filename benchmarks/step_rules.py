@@ -133,6 +133,9 @@ def main() -> None:
     p.add_argument("--cap", type=int, default=1000)
     p.add_argument("--threads", type=int, default=2, help="torch threads (iteration counts do not depend on it)")
     p.add_argument("--merge", nargs="*", default=[], help="fold cells of other result files (parallel runs) in")
+    p.add_argument("--from-study", help="take the lbfgs-batched cells of Lite0 from benchmarks/study_speed.py's "
+                   "result file (the same pictures, noise and rule, capped later: an item stopped by the cap here "
+                   "is one that had not stopped by then)")  # fmt: skip
     p.add_argument("--out", default=str(OUT.with_suffix(".json")), help="result file (default: %(default)s)")
     p.add_argument("--timing", action="store_true", help="measure the cost of one item-iteration per network and stage")
     args = p.parse_args()
@@ -143,6 +146,8 @@ def main() -> None:
     done = json.loads(path.read_text()) if path.exists() else {"cells": {}}
     for other in args.merge:
         done["cells"].update(json.loads(Path(other).read_text())["cells"])
+    if args.from_study:
+        done["cells"].update(_from_study(json.loads(Path(args.from_study).read_text()), args.cap))
     done["machine"], done["cap"] = machine(), args.cap
     if args.timing:
         _timing(args.networks, args.stages, done, path)
@@ -192,6 +197,22 @@ def _timing(networks: list[str], stages: list[str], done: dict, path: Path, iter
             print(net, stage, timing[f"{net}|{stage}"], flush=True)
 
 
+def _from_study(study: dict, cap: int) -> dict:
+    """lbfgs-batched cells of Lite0 from a study_speed.py run of the same rule with a larger cap."""
+    out = {}
+    for key, cell in study["cells"].items():
+        part, rule, study_cap, stage = (key.split("|") + [""] * 4)[:4]
+        if part != "ours" or rule != "lbfgs-batched" or int(study_cap) < cap:
+            continue
+        stops = [min(it, cap) for it in cell["stop_iteration"]]
+        ok = [a and it <= cap for a, it in zip(cell["accepted"], cell["stop_iteration"], strict=True)]
+        out[f"efficientnet-lite0|{stage}|lbfgs-batched"] = {
+            "accepted": ok, "stop_iteration": stops, "rho": None, "wall_s": None, "cap": cap, "layer": cell["layer"],
+            "from": f"study_speed.py, cap {study_cap}",
+        }  # fmt: skip
+    return out
+
+
 def _seconds(done: dict, key: str, cell: dict) -> float | None:
     """Item-iterations of the cell times their measured cost (None before ``--timing``)."""
     net, stage, rule = key.split("|")
@@ -220,7 +241,7 @@ def summary(done: dict) -> list[dict]:
             "network": net, "stage": stage, "rule": rule, "accepted": len(ok), "n": len(cell["accepted"]),
             "median_stop": statistics.median(ok) if ok else None, "max_stop": max(ok) if ok else None,
             "s": _seconds(done, key, cell), "wall_s": cell["wall_s"],
-            "median_rho": statistics.median(cell["rho"]),
+            "median_rho": statistics.median(cell["rho"]) if cell["rho"] else None,
         })  # fmt: skip
     return rows
 
@@ -242,27 +263,32 @@ def report(done: dict) -> str:
         f"{EVERY}), then `.venv/bin/python benchmarks/step_rules.py --timing` (cost per item-iteration, idle machine).",
         "Seconds: the item-iterations a rule ran (each item until it stopped or the cap) times their measured cost.",
         "",
-        "## Totals over networks and stages",
+        "## Per stage: accepted of 8 (median stop iteration of the accepted), seconds per accepted metamer",
         "",
-        "| rule | accepted | median stop iteration | seconds | seconds per accepted metamer |",
-        "| --- | --- | --- | --- | --- |",
     ]
-    for rule in RULES:
-        mine = [r for r in rows if r["rule"] == rule]
-        if not mine:
-            continue
-        acc, n = sum(r["accepted"] for r in mine), sum(r["n"] for r in mine)
-        secs = None if any(r["s"] is None for r in mine) else sum(r["s"] for r in mine)
-        stops = [r["median_stop"] for r in mine if r["median_stop"] is not None]
-        med = f"{statistics.median(stops):.0f}" if stops else "-"
-        out.append(f"| {rule} | {acc}/{n} | {med} | {f(secs)} | {f(secs / acc if acc and secs else None, 1)} |")
+    for net in dict.fromkeys(r["network"] for r in rows):
+        out += [f"**{net}**", "", "| rule | " + " | ".join(STAGES) + " |", "| --- |" + " --- |" * len(STAGES)]
+        for rule in RULES:
+            mine = {r["stage"]: r for r in rows if r["rule"] == rule and r["network"] == net}
+            if not mine:
+                continue
+            cells = []
+            for stage in STAGES:
+                r = mine.get(stage)
+                if r is None:
+                    cells.append("not run")
+                    continue
+                per = f", {r['s'] / r['accepted']:.0f} s" if r["s"] is not None and r["accepted"] else ""
+                cells.append(f"{r['accepted']}/{r['n']} ({f(r['median_stop'])}{per})")
+            out.append(f"| {rule} | " + " | ".join(cells) + " |")
+        out.append("")
     head = "| network | stage | rule | accepted | median stop | largest stop | seconds | s per accepted | median rho |"
     out += ["", "## Every cell", "", head, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         per = r["s"] / r["accepted"] if r["s"] is not None and r["accepted"] else None
         out.append(
             f"| {r['network']} | {r['stage']} | {r['rule']} | {r['accepted']}/{r['n']} | {f(r['median_stop'])} | "
-            f"{f(r['max_stop'])} | {f(r['s'])} | {f(per, 1)} | {r['median_rho']:.4f} |"
+            f"{f(r['max_stop'])} | {f(r['s'])} | {f(per, 1)} | {f(r['median_rho'], 4)} |"
         )
     return "\n".join(out) + "\n"
 
