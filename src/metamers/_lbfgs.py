@@ -83,21 +83,24 @@ class BatchLBFGS(torch.optim.Optimizer):
             y = g - st["g"]
             sy = (s * y).sum(1)
             keep = accept & (sy > 1e-10)
-            # the newest pair goes to the front of each item's history (items that keep none leave theirs as it is)
-            k = keep.view(1, n, *([1] * (flat.dim() - 1)))
-            st["s"] = torch.where(k, torch.cat([s[None], st["s"][:-1]]), st["s"])
-            st["y"] = torch.where(k, torch.cat([y[None], st["y"][:-1]]), st["y"])
-            st["rho"] = torch.where(keep[None], torch.cat([(1.0 / sy.clamp_min(1e-30))[None], st["rho"][:-1]]),
-                                    st["rho"])  # fmt: skip
+            # the newest pair goes to the front of each item's history (items that keep none leave theirs as it is);
+            # only data moves, in place
+            kept = torch.nonzero(keep).flatten()
+            if len(kept) == n:
+                for name, new in (("s", s), ("y", y), ("rho", 1.0 / sy.clamp_min(1e-30))):
+                    st[name] = torch.cat([new[None], st[name][:-1]])
+            elif len(kept):
+                for name, new in (("s", s), ("y", y), ("rho", 1.0 / sy.clamp_min(1e-30))):
+                    old = st[name].index_select(1, kept)
+                    st[name].index_copy_(1, kept, torch.cat([new.index_select(0, kept)[None], old[:-1]]))
             st["count"] = torch.where(keep, (st["count"] + 1).clamp(max=group["history"]), st["count"])
-            a = accept.view(n, 1)
-            st["x"] = torch.where(a, flat, st["x"])
-            st["g"] = torch.where(a, g, st["g"])
-            st["f"] = torch.where(accept, f, st["f"])
+            took = torch.nonzero(accept).flatten()
+            for name, new in (("x", flat), ("g", g), ("f", f)):
+                st[name].index_copy_(0, took, new.index_select(0, took))
             d = self._direction(st)
             descent = (d * st["g"]).sum(1) < 0
             d = torch.where(descent.view(n, 1), d, -st["g"])  # not downhill: start again from the gradient
-            st["d"] = torch.where(a, d, st["d"])
+            st["d"].index_copy_(0, took, d.index_select(0, took))
             st["t"] = torch.where(accept, torch.full_like(st["t"], float(group["lr"])), st["t"])
         if bool(reject.any()):
             st["t"] = torch.where(reject, st["t"] * 0.5, st["t"])
@@ -136,7 +139,10 @@ class BatchLBFGS(torch.optim.Optimizer):
         nxt = st["x"] + st["t"][:, None] * st["d"]
         if group["bounds"] is not None:
             nxt = nxt.clamp(*group["bounds"])
-        x.copy_(torch.where(live.view(n, 1), nxt, x.detach().reshape(n, -1)).view_as(x))
+        if bool(live.all()):
+            x.copy_(nxt.view(x.shape))
+        else:
+            x.copy_(torch.where(live.view(n, 1), nxt, x.detach().reshape(n, -1)).view(x.shape))
 
     def best(self) -> torch.Tensor:
         """The last accepted point of every item (the parameter's shape)."""
