@@ -408,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
         "EfficientNet-Lite0, each stopping once it matches its photo (rho 0.99 with the photo's label) or at 600 "
         "iterations, and of 2 recorded words at 3 stages of the shipped word network, validated against nulls, "
         "recognized by the other pretrained networks and the random controls, and an HTML report. About "
-        "15 minutes on 2 CPU cores; rerun to resume. The flags scale it up to the paper's settings.",
+        "13 minutes on 2 CPU cores; rerun to resume. The flags scale it up to the paper's settings.",
     )
     q.add_argument("--out", default="demo-output", help="run directory; rerun to resume (default: %(default)s)")
     q.add_argument("--iterations", type=int, help="iterations per metamer (demo: at most 600 images, 400 sounds; "
