@@ -36,3 +36,15 @@ def machine() -> dict:
         "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(),
     }
+
+
+def load_cells(out: str, merge: list[str]) -> dict:
+    """A resumable benchmark's results: ``out`` if it exists, with the cells of the ``merge`` files (parallel runs)."""
+    import json
+    from pathlib import Path
+
+    path = Path(out)
+    done = json.loads(path.read_text()) if path.exists() else {"cells": {}}
+    for other in merge:
+        done["cells"].update(json.loads(Path(other).read_text())["cells"])
+    return done

@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _machine import machine
+from _machine import load_cells, machine
 
 NETWORKS = ["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2", "mobilenet-v2"]
 STAGES = {"early": "block_2", "middle": "block_4", "late": "block_7"}
@@ -143,9 +143,7 @@ def main() -> None:
     from metamers.models import load
 
     path = Path(args.out)
-    done = json.loads(path.read_text()) if path.exists() else {"cells": {}}
-    for other in args.merge:
-        done["cells"].update(json.loads(Path(other).read_text())["cells"])
+    done = load_cells(args.out, args.merge)
     if args.from_study:
         done["cells"].update(_from_study(json.loads(Path(args.from_study).read_text()), args.cap))
     done["machine"], done["cap"] = machine(), args.cap

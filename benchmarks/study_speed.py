@@ -44,7 +44,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _machine import machine
+from _machine import load_cells, machine
 from step_rules import EVERY, PICTURES, RHO, RULES, STAGES
 
 NETWORK = "efficientnet-lite0"
@@ -276,9 +276,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     path = Path(args.out)
-    done = json.loads(path.read_text()) if path.exists() else {"cells": {}}
-    for other in args.merge:
-        done["cells"].update(json.loads(Path(other).read_text())["cells"])
+    done = load_cells(args.out, args.merge)
     done["machine"], done["out"] = machine(), str(path)
     for part in args.parts:
         if part == "ours":
