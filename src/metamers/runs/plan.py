@@ -152,8 +152,8 @@ class Plan:
     >>> plan = parse_plan({"model": [{"name": "efficientnet-lite0", "layers": ["block_2"]}]})
     >>> plan.models[0].layers, plan.images
     (('block_2',), ('chelsea', 'coffee', 'rocket', 'camera'))
-    >>> plan.settings("image").iterations
-    15000
+    >>> plan.settings("image").optimizer, plan.settings("image").iterations
+    ('lbfgs', 3000)
     """
 
     models: tuple[ModelPlan, ...]
