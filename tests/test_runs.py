@@ -242,3 +242,11 @@ def test_an_auto_batch_is_decided_by_the_device_once_and_kept_on_resume(tmp_path
     assert json.loads((tmp_path / "batch.json").read_text()) == {"batch": 32, "why": "auto, for a GPU"}
     with pytest.raises(PlanError, match='or "auto"'):
         parse_plan({"model": [{"name": "m", "layers": ["x"]}], "batch": 0})
+
+
+def test_a_plans_fidelity_test_judges_the_file_validation_reads():
+    model = [{"name": "efficientnet-lite0", "layers": ["block_2"]}]
+    plan = parse_plan({"model": model, "synthesis": {"audio": {"stop_rho": 0.99}}})
+    assert [plan.settings(k).stop_on for k in ("image", "audio", "cochleagram")] == ["8-bit", "16-bit", "float"]
+    own = parse_plan({"model": model, "synthesis": {"image": {"stop_on": "float"}}})
+    assert own.settings("image").stop_on == "float"

@@ -85,6 +85,40 @@ def test_stop_label_stops_when_rho_and_label_agree():
     assert r.stop_reason == ["reached stop_rho 0.99 with the stimulus's label"] and r.stop_iteration == [10]
 
 
+def _rounding_tie():
+    """A stimulus of label 1 and a start of label 1 whose two top values round to one 8-bit level (label 0 then)."""
+    net, x, _ = _label_flip()
+    x[0, 0], x[0, 1] = 0.49, 0.50
+    init = x.clone()
+    init[0, 0], init[0, 1] = 0.4995, 0.4998  # both 127/255 as an 8-bit PNG; argmax of a tie is the first
+    return net, x, init
+
+
+@pytest.mark.parametrize(
+    ("stop_on", "reason"), [("float", "reached stop_rho 0.99 with the stimulus's label"), ("8-bit", "completed")]
+)
+def test_stop_on_judges_the_metamer_as_its_file_holds_it(stop_on, reason):
+    net, x, init = _rounding_tie()
+    kw = dict(iterations=40, lr=1e-6, check_every=10, init=init, stop_rho=0.99, stop_label=True, bounds=None)
+    assert synthesize(net, x, "0", stop_on=stop_on, **kw).stop_reason == [reason]
+
+
+def test_stop_on_names_the_resolution_in_the_reason():
+    net, x, _ = _label_flip()
+    r = synthesize(net, x, "0", iterations=20, check_every=10, init=x.clone(), stop_rho=0.99, stop_on="8-bit")
+    assert r.stop_reason == ["reached stop_rho 0.99 as an 8-bit image"] and r.stop_iteration == [10]
+
+
+@pytest.mark.parametrize(("stop_on", "kind"), [("8-bit", "image"), ("16-bit", "audio")])
+def test_stop_on_rounds_to_the_grid_of_the_written_file(stop_on, kind):
+    from metamers._stopping import Fidelity
+    from metamers.runs.validate import as_presented
+
+    x = torch.rand(3, 1000) * 2.4 - 1.2
+    f = Fidelity(torch.rand(3, 4), acts=lambda v: v, stop_on=stop_on)
+    assert torch.equal(f._items(x, torch.arange(3)), as_presented(x, kind))
+
+
 def test_stop_label_needs_class_scores():
     with pytest.raises(ValueError, match="stop_label needs a model whose output is one row of class scores"):
         synthesize(small_cnn()[:4], torch.rand(1, 3, 8, 8), "1", iterations=2, stop_rho=0.9, stop_label=True)
@@ -97,6 +131,7 @@ def test_stop_label_needs_class_scores():
         ({"stop_rho": "0.99"}, "stop_rho must be a number"),
         ({"stop_label": True}, "stop_label adds a condition to stop_rho or stop_loss"),
         ({"stop_rho": 0.9, "stop_label": "yes"}, "stop_label must be true or false"),
+        ({"stop_rho": 0.9, "stop_on": "png"}, "stop_on='png' is not one of float, 8-bit, 16-bit"),
     ],
 )
 def test_bad_stopping_settings_say_what_is_wrong(changes, message):

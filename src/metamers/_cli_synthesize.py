@@ -37,6 +37,8 @@ def cmd_synthesize(args: argparse.Namespace) -> None:
     given = {"iterations": args.iterations, "lr": args.lr, "seed": args.seed, "stop_rho": args.stop_rho}
     if args.stop_label:
         given["stop_label"] = True
+    if args.stop_rho is not None:
+        given["stop_on"] = "8-bit"  # judged as the PNG this command writes
     changes = {k: v for k, v in given.items() if v is not None}
     settings = SynthesisSettings.preset(args.preset, **changes)
     out = Path(args.out)

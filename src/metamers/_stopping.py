@@ -15,6 +15,14 @@ from metamers.similarity import pearson, rank
 
 __all__: list[str] = []
 
+_AS = {"8-bit": " as an 8-bit image", "16-bit": " as a 16-bit waveform"}
+# (low, high, levels per unit) of each file resolution; None: the float values as optimised.
+_QUANTA: dict[str, tuple[float, float, int] | None] = {
+    "float": None,
+    "8-bit": (0.0, 1.0, 255),
+    "16-bit": (-1.0, 1.0, 32767),
+}
+
 
 class Fidelity:
     """The fidelity test of one synthesis: rho at the generation layer against the stimuli's, and the label.
@@ -31,6 +39,8 @@ class Fidelity:
         The model's top-1 labels of the stimuli (with ``logits``).
     chunk : int
         Items per pass.
+    stop_on : {"float", "8-bit", "16-bit"}
+        Judge the metamer as optimised, or as an 8-bit image or a 16-bit waveform file will hold it.
 
     Examples
     --------
@@ -47,9 +57,21 @@ class Fidelity:
         logits: Callable[[torch.Tensor], torch.Tensor] | None = None,
         labels: torch.Tensor | None = None,
         chunk: int = 2,
+        stop_on: str = "float",
     ) -> None:
+        if stop_on not in _QUANTA:
+            raise ValueError(f"stop_on={stop_on!r} is not one of {', '.join(_QUANTA)}.")
         self._target_ranks = rank(target.flatten(1).double())
         self._acts, self._logits, self._labels, self._chunk = acts, logits, labels, max(1, chunk)
+        self._quantum = _QUANTA[stop_on]
+
+    def _items(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """``x[ids]`` as the test judges them: as they are, or as a file of the chosen resolution holds them."""
+        x = x.detach().index_select(0, ids)
+        if self._quantum is None:
+            return x
+        lo, hi, levels = self._quantum
+        return (x.clamp(lo, hi) * levels).round() / levels
 
     @torch.no_grad()
     def rho(self, x: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
@@ -57,7 +79,7 @@ class Fidelity:
         out = []
         for a in range(0, len(items), self._chunk):
             ids = items[a : a + self._chunk]
-            acts = self._acts(x.detach().index_select(0, ids)).flatten(1).double()
+            acts = self._acts(self._items(x, ids)).flatten(1).double()
             out.append(pearson(rank(acts), self._target_ranks.index_select(0, ids)))
         return torch.cat(out)
 
@@ -69,7 +91,7 @@ class Fidelity:
         out = []
         for a in range(0, len(items), self._chunk):
             ids = items[a : a + self._chunk]
-            out.append(_top1(self._logits(x.detach().index_select(0, ids))) == self._labels.index_select(0, ids))
+            out.append(_top1(self._logits(self._items(x, ids))) == self._labels.index_select(0, ids))
         return torch.cat(out)
 
 
@@ -133,7 +155,7 @@ def check(
             for i, r in zip(rest, (rho >= s.stop_rho).cpu().tolist(), strict=True):
                 if r:
                     close.append(i)
-                    reason[i] = f"reached stop_rho {s.stop_rho:g}"
+                    reason[i] = f"reached stop_rho {s.stop_rho:g}" + _AS.get(s.stop_on, "")
     if s.stop_label and close and fidelity is not None:
         ids = torch.tensor(close, device=x.device)
         same = fidelity.same_label(x, ids).cpu().tolist()

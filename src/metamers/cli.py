@@ -350,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--iterations", type=int, help="iterations (default: 15000 for images, 2000 for audio)")
     q.add_argument("--lr", type=float, help="learning rate (default: 0.001)")
     q.add_argument("--stop-rho", type=float, help="stop each metamer once its Spearman rho at the layer reaches this "
-                   "(e.g. 0.99); --iterations is then a cap")  # fmt: skip
+                   "(e.g. 0.99), judged on the PNG or WAV it writes; --iterations is then a cap")  # fmt: skip
     q.add_argument("--stop-label", action="store_true", help="with --stop-rho: also wait for the stimulus's label")
     q.add_argument("--seed", type=int, help="seed of the initial noise")
     q.add_argument("--out", default="metamers-output", help="output directory; rerun to resume (default: %(default)s)")

@@ -14,6 +14,7 @@ LOSSES = ("squared_error", "mse", "normalized")
 OPTIMIZERS = ("adam", "l2_step", "lbfgs")
 SCHEDULES = ("constant", "exp_decay", "step_halving")
 INITS = ("white", "gaussian", "pink")
+STOP_ON = ("float", "8-bit", "16-bit")
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,10 @@ class SynthesisSettings:
     stop_label : bool
         With ``stop_rho`` (or ``stop_loss``): an item stops only once the model's top-1 output for it is also its
         stimulus's (a full forward pass at each check, for the items that reach the rho).
+    stop_on : {"float", "8-bit", "16-bit"}
+        What the fidelity test (``stop_rho``, ``stop_label``) judges: the metamer as optimised, or as a file will hold
+        it, an 8-bit image (clamped to [0, 1], rounded to 1/255) or a 16-bit waveform (clamped to [-1, 1], rounded to
+        1/32767). Validation judges the file, so a metamer that stops on its float values can still fail there.
     check_every : int
         Iterations between looks at the losses on the host (stopping, NaN, progress).
     record_every : int
@@ -84,6 +89,7 @@ class SynthesisSettings:
     stop_loss: float | None = None
     stop_rho: float | None = None
     stop_label: bool = False
+    stop_on: str = "float"
     check_every: int = 100
     record_every: int = 10
     seed: int = 0
@@ -94,6 +100,7 @@ class SynthesisSettings:
             ("optimizer", OPTIMIZERS),
             ("schedule", SCHEDULES),
             ("init", INITS),
+            ("stop_on", STOP_ON),
         ):
             value = getattr(self, field)
             if value not in allowed:
@@ -228,7 +235,7 @@ PRESETS: dict[str, dict] = {
     "feather2019_audio": {"init": "pink", "bounds": (-1.0, 1.0)},
     # This project's plans and demo (images): the step rule that reached fidelity soonest in benchmarks/step_rules.py
     # (README "Stopping on fidelity"), each metamer stopping once rho >= 0.99 at the generation layer with its
-    # stimulus's label; ``iterations`` is the cap.
+    # stimulus's label, judged on the metamer as its 8-bit PNG will hold it; ``iterations`` is the cap.
     "fidelity": {
         "iterations": 3000,
         "optimizer": "lbfgs",
@@ -236,6 +243,7 @@ PRESETS: dict[str, dict] = {
         "schedule": "constant",
         "stop_rho": 0.99,
         "stop_label": True,
+        "stop_on": "8-bit",
         "check_every": 25,
     },
     # Feather et al. 2023 (model_metamers_pytorch): normalised L2 loss, fixed-length normalised-gradient steps of

@@ -378,7 +378,8 @@ def synthesize(
         if settings.stop_rho is not None or settings.stop_label:
             labels = stimulus_labels(model, stimuli.to(device), n_chunk) if settings.stop_label else None
             acts = partial(_forward, taps, layer, precision, device.type)
-            fidelity = Fidelity(target, acts, model if settings.stop_label else None, labels, n_chunk)
+            classify = model if settings.stop_label else None
+            fidelity = Fidelity(target, acts, classify, labels, n_chunk, settings.stop_on)
         result = _optimise(
             taps, target, stimuli_cpu, x0, layer, settings, device, fingerprint,
             checkpoint, checkpoint_every, progress, callback, n_chunk, faster, last, precision, fidelity,

@@ -128,7 +128,8 @@ def audio_metamers(
         Iterations between checkpoints.
     stop_rho, stop_label
         Stop each clip once its rho at the stage reaches ``stop_rho`` (and, with ``stop_label``, the network hears
-        its word); ``iterations`` is then a cap (:class:`metamers.SynthesisSettings`).
+        its word), judged on the clip as its 16-bit WAV holds it; ``iterations`` is then a cap
+        (:class:`metamers.SynthesisSettings`).
 
     Returns
     -------
@@ -159,7 +160,8 @@ def audio_metamers(
     names = list(words)
     for i, w in enumerate(names):
         write_wav(out / "wav" / f"{w}_original.wav", x[i], sr)
-    settings = _settings(iterations, lr, seed, stop_rho=stop_rho, stop_label=stop_label)
+    stop_on = "float" if stop_rho is None else "16-bit"  # judged as the WAV holds it
+    settings = _settings(iterations, lr, seed, stop_rho=stop_rho, stop_label=stop_label, stop_on=stop_on)
     results: dict[str, SynthesisResult] = {}
     for stage in stages:
         path = out / f"{zoo.name}_{stage}.safetensors"
