@@ -241,7 +241,7 @@ def _listing(package: str) -> list[tuple[str, str, str]]:
 REAL_SPEAKERS: tuple[str, ...] = tuple(
     dict.fromkeys(f"{package}:{voice}" for package in SPEECH_PACKAGES for _, voice, _ in _listing(package))
 )
-"""Every real speaker, ``"<package>:<voice>"``, in package order (19)."""
+"""Every real speaker, ``"<package>:<voice>"``, in package order (18)."""
 
 HELD_OUT_SPEAKERS: tuple[str, ...] = (
     "hedgewars-data:British",
