@@ -25,7 +25,8 @@ class               files
 Identical files (the same ambience shipped for several tilesets) are kept once, and files under a second are left
 out. Each class's files are split into a training part and a held-out part (every third file, from the second, in
 path order), so that the test splits mix words with recordings the network never heard. A draw is a random
-excerpt of a random file of the class (a file shorter than the excerpt is looped), resampled, at unit RMS.
+excerpt of a random file of the class (a file shorter than the excerpt is looped), resampled, at unit RMS; an
+excerpt much quieter than its file (a pause between two howls) is drawn again.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ __all__ = [
 ]
 
 _MIN_SECONDS = 1.0
+_TRIES = 16
+_QUIET = 0.1  # an excerpt quieter than this fraction of its file's RMS (a pause between howls) is drawn again
 _MARGIN_SECONDS = 0.05  # read beyond the excerpt on both sides, so that resampling does not ring inside it
 
 
@@ -242,13 +245,33 @@ def real_background(name: str, n_samples: int, sr: int = 20000, seed: int = 0, p
     rng = np.random.default_rng(seed)
     if n_samples <= 0:
         return torch.zeros(max(n_samples, 0))
-    for _ in range(8):
+    best, best_level = None, -1.0
+    for _ in range(_TRIES):
         package, path = files[int(rng.integers(len(files)))]
         x = _excerpt(background_dir(package) / path, n_samples, sr, rng)
         level = float(x.pow(2).mean().sqrt())
-        if level > 1e-6:
-            return (x / level).float()
-    raise RuntimeError(f"eight excerpts of the {name!r} background recordings in a row were silent")
+        if level > best_level:
+            best, best_level = x, level
+        if level >= _QUIET * _file_rms(str(background_dir(package) / path)):
+            break
+    if best is None or best_level <= 1e-9:
+        raise RuntimeError(f"{_TRIES} excerpts of the {name!r} background recordings in a row were silent")
+    return (best / best_level).float()
+
+
+@functools.cache
+def _file_rms(path: str) -> float:
+    """RMS of a file; of 32 evenly spaced quarter-second pieces for a file over 30 s (music runs to minutes)."""
+    info = soundfile.info(path)
+    if info.duration <= 30:
+        data, _ = soundfile.read(path, dtype="float64", always_2d=True)
+    else:
+        piece = int(0.25 * info.samplerate)
+        starts = np.linspace(0, info.frames - piece, 32).astype(int)
+        data = np.concatenate(
+            [soundfile.read(path, start=int(a), frames=piece, dtype="float64", always_2d=True)[0] for a in starts]
+        )
+    return float(np.sqrt(np.mean(data.mean(axis=1) ** 2)))
 
 
 def _excerpt(path: Path, n_samples: int, sr: int, rng: np.random.Generator) -> torch.Tensor:
