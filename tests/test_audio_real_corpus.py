@@ -132,3 +132,13 @@ def test_the_default_corpus_specs_are_unchanged():
         CorpusSpec("x", "real", n_clips=1, seed=0)
     with pytest.raises(ValueError, match="unknown real speakers"):
         CorpusSpec("x", "real", n_clips=1, seed=0, real_speakers=("festival:kal",))
+
+
+def test_a_synthetic_test_split_mixes_held_out_recorded_backgrounds(tmp_path):
+    spec = tiny(real_splits()["test-flite"], n_clips=8, n_speakers=2)
+    data = WordClips(build_corpus(spec, tmp_path, progress=False).parent, spec.split)
+    assert data.background_classes == ALL_BACKGROUND_CLASSES and np.all(data.background_labels >= 0)
+    assert data.meta["recorded_backgrounds"]["part"] == "test"
+    held_out = {f"{p}:{path}" for name in REAL_BACKGROUND_CLASSES for p, path in background_files(name, "test")}
+    listed = {f for c in data.meta["recorded_backgrounds"]["classes"].values() for f in c["files"]}
+    assert listed == held_out

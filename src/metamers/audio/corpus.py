@@ -43,7 +43,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from metamers.audio.ambience import BACKGROUND_PACKAGES, background_files, real_background, require_backgrounds
-from metamers.audio.backgrounds import ALL_BACKGROUND_CLASSES, BACKGROUND_CLASSES, background_index, make_background
+from metamers.audio.backgrounds import ALL_BACKGROUND_CLASSES, BACKGROUND_CLASSES, make_background
 from metamers.audio.corpus_spec import (
     CORPORA,
     FORMAT_VERSION,
@@ -115,7 +115,7 @@ def _plan(spec: CorpusSpec) -> _Plan:
     n = spec.n_clips
     speaker = rng.integers(0, len(speakers), size=n).astype(np.int64)
     word = _balanced(rng, n, len(spec.words))
-    classes = np.array([background_index(name) for name in spec.backgrounds], dtype=np.int64)
+    classes = np.array([ALL_BACKGROUND_CLASSES.index(name) for name in spec.backgrounds], dtype=np.int64)
     background = classes[_balanced(rng, n, len(classes))]
     if spec.snr_db is None:
         background = np.full(n, -1, dtype=np.int64)
