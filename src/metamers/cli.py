@@ -196,12 +196,13 @@ def _cmd_report(args: argparse.Namespace) -> None:
 
 
 def _cmd_corpus(args: argparse.Namespace) -> None:
-    from metamers.audio.corpus import build_corpus, default_root, default_splits
+    from metamers.audio.corpus import build_corpus, corpus_splits, default_root
     from metamers.audio.speech import SpeechSourceMissing
 
-    root = Path(args.root) if args.root else default_root()
+    root = Path(args.root) if args.root else default_root(args.kind)
     snr = None if args.clean_tests else (-10.0, 10.0)
-    specs = default_splits(n_train=args.train, n_valid=args.valid, n_test=args.test, seed=args.seed, test_snr_db=snr)
+    sizes = {k: v for k, v in (("n_train", args.train), ("n_valid", args.valid), ("n_test", args.test)) if v}
+    specs = corpus_splits(args.kind, seed=args.seed, test_snr_db=snr, **sizes)
     wanted = args.splits.split(",") if args.splits else list(specs)
     unknown = [w for w in wanted if w not in specs]
     if unknown:
@@ -456,10 +457,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("corpus", help="build the offline speech corpus (espeak-ng, flite, recorded words)")
     q.add_argument("root", nargs="?", help="where to build it (default: $METAMERS_CORPUS or ~/.cache/metamers/corpus)")
-    q.add_argument("--splits", help="comma-separated subset of train,valid,test-flite,test-recorded (default: all)")
-    q.add_argument("--train", type=int, default=8000, help="training clips (default: %(default)s)")
-    q.add_argument("--valid", type=int, default=1000, help="validation clips (default: %(default)s)")
-    q.add_argument("--test", type=int, default=1000, help="clips per held-out test split (default: %(default)s)")
+    q.add_argument(
+        "--kind",
+        default="default",
+        choices=["default", "real"],
+        help="default: the shipped networks' 61-word corpus; real: 159 words, real speakers and backgrounds, "
+        "built by default in ~/.cache/metamers/corpus-real",
+    )
+    q.add_argument("--splits", help="comma-separated subset of the splits, e.g. train,valid (default: all)")
+    q.add_argument("--train", type=int, help="training clips (default: 8000; 16000 for --kind real)")
+    q.add_argument("--valid", type=int, help="validation clips (default: 1000; 2000 for --kind real)")
+    q.add_argument("--test", type=int, help="clips per held-out test split (default: 1000)")
     q.add_argument("--clean-tests", action="store_true", help="held-out splits without background sounds")
     q.add_argument("--seed", type=int, default=0, help="base seed (default: %(default)s)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")

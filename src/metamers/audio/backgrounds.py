@@ -17,6 +17,9 @@ sound, and two draws of a class differ. The classes are chosen to be audibly dis
 ===============================  ==============================================================================
 
 Every background is returned at unit RMS; :func:`metamers.audio.signal.mix_at_snr` sets its level.
+
+Recorded backgrounds (rain, birdsong, traffic, ...) are in :mod:`metamers.audio.ambience`;
+:data:`ALL_BACKGROUND_CLASSES` is both, the synthetic classes first.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ import math
 
 import torch
 
-__all__ = ["BACKGROUND_CLASSES", "background_index", "make_background"]
+from metamers.audio.ambience import REAL_BACKGROUND_CLASSES
+
+__all__ = ["ALL_BACKGROUND_CLASSES", "BACKGROUND_CLASSES", "background_index", "make_background"]
 
 BACKGROUND_CLASSES: tuple[str, ...] = (
     "white noise",
@@ -37,6 +42,10 @@ BACKGROUND_CLASSES: tuple[str, ...] = (
     "amplitude-modulated noise",
     "siren",
 )
+
+ALL_BACKGROUND_CLASSES: tuple[str, ...] = BACKGROUND_CLASSES + REAL_BACKGROUND_CLASSES
+"""The synthetic classes followed by the recorded ones of :mod:`metamers.audio.ambience` (23), the label space of a
+corpus that uses recorded backgrounds."""
 
 
 def background_index(name_or_index: str | int) -> int:

@@ -9,7 +9,9 @@ computed over the whole clip (speech RMS including its pauses vs background RMS)
 
 A "speaker" is one (voice, speed, pitch) combination; a split draws ``n_speakers`` of them from its source's
 voices and each clip takes its words from one speaker, so every (word, speaker) token is synthesised once and
-reused. A split is a folder::
+reused. A real speaker (:mod:`metamers.audio.recordings`) says only some of the words: its clips take their labelled
+word and flankers from those. Recorded backgrounds (:mod:`metamers.audio.ambience`) are excerpts of real files.
+What a split holds is a :class:`~metamers.audio.corpus_spec.CorpusSpec`. A split is a folder::
 
     <root>/<split>/waves.npy        int16 [n_clips, sr * duration]  (divide by 32767 for [-1, 1])
                    words.npy        int64 [n_clips]  index into meta["vocabulary"]
@@ -24,7 +26,6 @@ Building is deterministic: the same spec gives byte-identical arrays on the same
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -32,7 +33,7 @@ import subprocess
 import threading
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,24 +42,33 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from metamers.audio.backgrounds import BACKGROUND_CLASSES, background_index, make_background
-from metamers.audio.signal import mix_at_snr, set_rms
-from metamers.audio.speech import (
-    ESPEAK_VOICES,
-    FLITE_VOICES,
-    RECORDED_VOICES,
-    RECORDINGS,
-    SOURCES,
-    VOCABULARY,
-    recorded_word,
-    require_source,
-    synthesize_word,
+from metamers.audio.ambience import BACKGROUND_PACKAGES, background_files, real_background, require_backgrounds
+from metamers.audio.backgrounds import ALL_BACKGROUND_CLASSES, BACKGROUND_CLASSES, make_background
+from metamers.audio.corpus_spec import (
+    CORPORA,
+    FORMAT_VERSION,
+    CorpusSpec,
+    corpus_splits,
+    default_root,
+    default_splits,
+    real_splits,
 )
+from metamers.audio.recordings import SPEECH_PACKAGES, catalogue, real_token, require_package, speakers
+from metamers.audio.signal import mix_at_snr, set_rms
+from metamers.audio.speech import SOURCES, recorded_word, require_source, synthesize_word
 
-__all__ = ["FORMAT_VERSION", "INT16_SCALE", "CorpusSpec", "WordClips", "build_corpus", "default_root", "default_splits"]
-
-FORMAT_VERSION = 1
-"""Changes whenever the rendering changes, so that cached corpora built by older code are rebuilt."""
+__all__ = [
+    "CORPORA",
+    "FORMAT_VERSION",
+    "INT16_SCALE",
+    "CorpusSpec",
+    "WordClips",
+    "build_corpus",
+    "corpus_splits",
+    "default_root",
+    "default_splits",
+    "real_splits",
+]
 
 _FILES = ("waves.npy", "words.npy", "backgrounds.npy", "snr.npy", "speakers.npy", "spans.npy")
 _GAP_SECONDS = (0.03, 0.3)  # pause between neighbouring words
@@ -67,188 +77,6 @@ _PEAK = 0.99
 INT16_SCALE = 32767.0
 """Stored waves are ``round(x * INT16_SCALE)`` as int16."""
 _CHUNK = 32  # clips per task
-
-
-def default_root() -> Path:
-    """Where corpora are built by default: ``$METAMERS_CORPUS`` or ``~/.cache/metamers/corpus``.
-
-    Examples
-    --------
-    >>> default_root().name
-    'corpus'
-    """
-    env = os.environ.get("METAMERS_CORPUS")
-    return Path(env) if env else Path.home() / ".cache" / "metamers" / "corpus"
-
-
-@dataclass(frozen=True)
-class CorpusSpec:
-    """Everything that determines a split of the corpus (JSON-serialisable with :meth:`to_dict`).
-
-    Parameters
-    ----------
-    split : str
-        Folder name, e.g. ``"train"``.
-    source : str
-        ``"espeak-ng"``, ``"flite"`` or ``"recorded"``.
-    n_clips : int
-        Number of clips.
-    seed : int
-        Seed of every random choice.
-    sr : int
-        Sample rate in Hz.
-    duration : float
-        Clip length in seconds.
-    snr_db : (float, float) or None
-        Range of the uniform SNR draw in dB; ``None`` for clean clips (no background).
-    shift : float
-        Largest offset of the word's centre from the clip midpoint, as a fraction of the word's duration; below
-        0.5 the midpoint always falls inside the word (0.25: in its middle half).
-    flankers : bool
-        Fill the rest of the clip with other vocabulary words of the same speaker, separated by random pauses.
-    clip_rms : float
-        RMS of each stored clip (lowered where needed to keep the peak below 1).
-    voices : tuple of str or None
-        The voices speakers are drawn from; ``None`` for the source's default (:data:`ESPEAK_VOICES`,
-        :data:`FLITE_VOICES` or the single recorded speaker).
-    speed : (float, float)
-        Range of speaking rates in words per minute (synthetic sources only).
-    pitch : (float, float)
-        Range of pitch settings, 0-99 with 50 the voice's own (synthetic sources only).
-    n_speakers : int
-        Number of (voice, speed, pitch) speakers drawn (always 1 for ``"recorded"``).
-    words : tuple of str
-        The vocabulary; labels index into it.
-    backgrounds : tuple of str
-        Background classes drawn from (labels index into :data:`BACKGROUND_CLASSES` all the same).
-
-    Examples
-    --------
-    >>> spec = CorpusSpec("tiny", "espeak-ng", n_clips=4, seed=1, snr_db=None)
-    >>> CorpusSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
-    True
-    """
-
-    split: str
-    source: str
-    n_clips: int
-    seed: int
-    sr: int = 20000
-    duration: float = 2.0
-    snr_db: tuple[float, float] | None = (-10.0, 10.0)
-    shift: float = 0.25
-    flankers: bool = True
-    clip_rms: float = 0.05
-    voices: tuple[str, ...] | None = None
-    speed: tuple[float, float] = (120.0, 220.0)
-    pitch: tuple[float, float] = (20.0, 80.0)
-    n_speakers: int = 256
-    words: tuple[str, ...] = VOCABULARY
-    backgrounds: tuple[str, ...] = BACKGROUND_CLASSES
-
-    def __post_init__(self) -> None:
-        def fix(name: str, value: Any) -> None:
-            object.__setattr__(self, name, value)
-
-        for name in ("speed", "pitch", "words", "backgrounds"):
-            fix(name, tuple(getattr(self, name)))
-        if self.snr_db is not None:
-            fix("snr_db", tuple(float(v) for v in self.snr_db))
-        if self.voices is not None:
-            fix("voices", tuple(self.voices))
-        if self.source not in SOURCES:
-            raise ValueError(f"unknown source {self.source!r}; choose from {tuple(SOURCES)}")
-        if not self.split or "/" in self.split or self.split.startswith("."):
-            raise ValueError(f"bad split name {self.split!r}")
-        if self.n_clips < 1 or self.n_speakers < 1:
-            raise ValueError("n_clips and n_speakers must be positive")
-        if not 0.0 <= self.shift < 0.5:
-            raise ValueError(f"shift must be in [0, 0.5) so that the midpoint falls inside the word, got {self.shift}")
-        if self.snr_db is not None and (len(self.snr_db) != 2 or self.snr_db[0] > self.snr_db[1]):
-            raise ValueError(f"snr_db must be (low, high) or None, got {self.snr_db}")
-        if len(self.words) < 2 or len(set(self.words)) != len(self.words):
-            raise ValueError("words must hold at least two distinct words")
-        if self.source == "recorded" and (missing := [w for w in self.words if w not in RECORDINGS]):
-            raise ValueError(f"no recordings of {missing}")
-        if not self.backgrounds:
-            raise ValueError("backgrounds must name at least one class")
-        for name in self.backgrounds:
-            background_index(name)
-        if self.voices is not None and not self.voices:
-            raise ValueError("voices must be None or non-empty")
-
-    @property
-    def n_samples(self) -> int:
-        """Samples per clip."""
-        return round(self.sr * self.duration)
-
-    @property
-    def voice_list(self) -> tuple[str, ...]:
-        """The voices actually used (``voices`` or the source's default)."""
-        if self.voices is not None:
-            return self.voices
-        return {"espeak-ng": ESPEAK_VOICES, "flite": FLITE_VOICES, "recorded": RECORDED_VOICES}[self.source]
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form (tuples become lists)."""
-        return json.loads(json.dumps(asdict(self)))
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CorpusSpec:
-        """Inverse of :meth:`to_dict` (unknown keys are an error)."""
-        names = {f.name for f in fields(cls)}
-        if unknown := set(data) - names:
-            raise ValueError(f"unknown CorpusSpec fields {sorted(unknown)}")
-        return cls(**data)
-
-    def digest(self) -> str:
-        """SHA-256 of the spec and :data:`FORMAT_VERSION`: a corpus is reused only when this matches."""
-        text = json.dumps({"format_version": FORMAT_VERSION, "spec": self.to_dict()}, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()
-
-
-def default_splits(
-    n_train: int = 8000,
-    n_valid: int = 1000,
-    n_test: int = 1000,
-    seed: int = 0,
-    test_snr_db: tuple[float, float] | None = (-10.0, 10.0),
-) -> dict[str, CorpusSpec]:
-    """The standard splits: espeak-ng for training and validation, flite and real recordings held out.
-
-    * ``train``: espeak-ng, all :data:`ESPEAK_VOICES`, 256 speakers (speed 120-220 wpm, pitch 20-80).
-    * ``valid``: the same voices and augmentations, other speakers and clips (another seed), for early stopping.
-    * ``test-flite``: the held-out flite voices (40 speakers over :data:`FLITE_VOICES`, same speed/pitch ranges).
-    * ``test-recorded``: the held-out real recordings; one token per word, so clips vary only in placement,
-      flanking words and background.
-
-    Parameters
-    ----------
-    n_train, n_valid, n_test : int
-        Clips per split (``n_test`` for each test split).
-    seed : int
-        Base seed; the splits use ``seed``, ``seed + 1``, ...
-    test_snr_db : (float, float) or None
-        SNR range of the test splits; ``None`` for clean test clips, in splits named ``test-flite-clean`` and
-        ``test-recorded-clean`` (so that they sit beside the noisy ones).
-
-    Examples
-    --------
-    >>> splits = default_splits(n_train=100)
-    >>> sorted(splits), splits["train"].n_clips, splits["test-flite"].source
-    (['test-flite', 'test-recorded', 'train', 'valid'], 100, 'flite')
-    """
-    clean = "-clean" if test_snr_db is None else ""
-    return {
-        "train": CorpusSpec("train", "espeak-ng", n_clips=n_train, seed=seed),
-        "valid": CorpusSpec("valid", "espeak-ng", n_clips=n_valid, seed=seed + 1, n_speakers=128),
-        f"test-flite{clean}": CorpusSpec(
-            f"test-flite{clean}", "flite", n_clips=n_test, seed=seed + 2, snr_db=test_snr_db, n_speakers=40
-        ),
-        f"test-recorded{clean}": CorpusSpec(
-            f"test-recorded{clean}", "recorded", n_clips=n_test, seed=seed + 3, snr_db=test_snr_db, n_speakers=1
-        ),
-    }
 
 
 @dataclass
@@ -260,6 +88,7 @@ class _Plan:
     snr: np.ndarray
     jitter: np.ndarray
     clip_seed: np.ndarray
+    words_of: list[list[int]] | None = None  # per speaker, the word indices it says (None: every word)
 
 
 def _balanced(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
@@ -268,6 +97,8 @@ def _balanced(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
 
 
 def _plan(spec: CorpusSpec) -> _Plan:
+    if spec.real_speakers:
+        return _mixed_plan(spec)
     rng = np.random.default_rng(spec.seed)
     voices = spec.voice_list
     if spec.source == "recorded":
@@ -284,7 +115,7 @@ def _plan(spec: CorpusSpec) -> _Plan:
     n = spec.n_clips
     speaker = rng.integers(0, len(speakers), size=n).astype(np.int64)
     word = _balanced(rng, n, len(spec.words))
-    classes = np.array([background_index(name) for name in spec.backgrounds], dtype=np.int64)
+    classes = np.array([ALL_BACKGROUND_CLASSES.index(name) for name in spec.backgrounds], dtype=np.int64)
     background = classes[_balanced(rng, n, len(classes))]
     if spec.snr_db is None:
         background = np.full(n, -1, dtype=np.int64)
@@ -296,6 +127,63 @@ def _plan(spec: CorpusSpec) -> _Plan:
     return _Plan(speakers, speaker, word, background, snr, jitter, clip_seed)
 
 
+def _synthetic_speakers(spec: CorpusSpec, rng: np.random.Generator) -> list[dict[str, Any]]:
+    voices, n = spec.voice_list, spec.n_speakers
+    order = np.concatenate([rng.permutation(len(voices)) for _ in range(-(-n // len(voices)))])[:n]
+    speeds = np.round(rng.uniform(*spec.speed, size=n)).astype(int)
+    pitches = np.round(rng.uniform(*spec.pitch, size=n)).astype(int)
+    return [
+        {"engine": spec.source, "voice": voices[v], "speed": int(s), "pitch": int(p)}
+        for v, s, p in zip(order, speeds, pitches, strict=True)
+    ]
+
+
+def _real_table(spec: CorpusSpec) -> dict[str, dict[str, Any]]:
+    """``{speaker: {word: clip}}`` of the spec's real speakers, restricted to its words."""
+    packages = tuple(dict.fromkeys(s.split(":", 1)[0] for s in spec.real_speakers))
+    table = speakers(catalogue(packages))
+    words = set(spec.words)
+    out = {s: {w: c for w, c in table.get(s, {}).items() if w in words} for s in spec.real_speakers}
+    if empty := [s for s, said in out.items() if not said]:
+        raise ValueError(f"the real speakers {empty} say none of the split's words (or are not installed)")
+    return out
+
+
+def _mixed_plan(spec: CorpusSpec) -> _Plan:
+    """The plan of a split with real speakers: ``real_fraction`` of the clips (all for ``"real"``) are theirs."""
+    rng = np.random.default_rng(spec.seed)
+    synthetic = [] if spec.source == "real" else _synthetic_speakers(spec, rng)
+    table = _real_table(spec)
+    index = {w: i for i, w in enumerate(spec.words)}
+    real = [{"engine": "real", "voice": s, "speed": None, "pitch": None} for s in spec.real_speakers]
+    words_of = [list(range(len(spec.words)))] * len(synthetic) + [
+        sorted(index[w] for w in table[s]) for s in spec.real_speakers
+    ]
+    n = spec.n_clips
+    n_real = n if spec.source == "real" else round(spec.real_fraction * n)
+    is_real = rng.permutation(n) < n_real
+    speaker = np.zeros(n, dtype=np.int64)
+    word = np.zeros(n, dtype=np.int64)
+    if synthetic:
+        word[~is_real] = _balanced(rng, int((~is_real).sum()), len(spec.words))
+        speaker[~is_real] = rng.integers(0, len(synthetic), size=int((~is_real).sum()))
+    said = sorted({w for ws in words_of[len(synthetic) :] for w in ws})  # the words some real speaker says
+    real_words = np.array(said, dtype=np.int64)[_balanced(rng, n_real, len(said))]
+    sayers = {w: [k for k in range(len(synthetic), len(words_of)) if w in words_of[k]] for w in said}
+    word[is_real] = real_words
+    speaker[is_real] = [sayers[w][int(rng.integers(len(sayers[w])))] for w in real_words]
+    classes = np.array([ALL_BACKGROUND_CLASSES.index(b) for b in spec.backgrounds], dtype=np.int64)
+    background = classes[_balanced(rng, n, len(classes))]
+    if spec.snr_db is None:
+        background = np.full(n, -1, dtype=np.int64)
+        snr = np.full(n, np.inf, dtype=np.float32)
+    else:
+        snr = rng.uniform(*spec.snr_db, size=n).astype(np.float32)
+    jitter = rng.uniform(-spec.shift, spec.shift, size=n)
+    clip_seed = rng.integers(0, 2**62, size=n, dtype=np.int64)
+    return _Plan(synthetic + real, speaker, word, background, snr, jitter, clip_seed, words_of)
+
+
 class _Tokens:
     """Thread-safe cache of word tokens per speaker, dropped once all of a speaker's clips are rendered."""
 
@@ -304,6 +192,7 @@ class _Tokens:
         self.lock = threading.Lock()
         self.cache: dict[tuple[int, int], np.ndarray] = {}
         self.remaining = dict(chunks_per_speaker)
+        self.real = _real_table(spec) if spec.real_speakers else {}
 
     def get(self, speaker: int, word: int) -> np.ndarray:
         key = (speaker, word)
@@ -314,6 +203,8 @@ class _Tokens:
             info, text = self.plan.speakers[speaker], self.spec.words[word]
             if info["engine"] == "recorded":
                 wave = recorded_word(text, self.spec.sr)
+            elif info["engine"] == "real":
+                wave = real_token(self.real[info["voice"]][text], self.spec.sr)
             else:
                 wave = synthesize_word(text, info["engine"], info["voice"], info["speed"], info["pitch"], self.spec.sr)
             token = wave.double().numpy()
@@ -346,8 +237,9 @@ def _render(spec: CorpusSpec, plan: _Plan, tokens: _Tokens, i: int) -> tuple[np.
     speech = np.zeros(n_samples)
     _add(speech, target, start)
     if spec.flankers:
-        others = [w for w in range(len(spec.words)) if w != word]
-        for side in (-1, 1):
+        said = range(len(spec.words)) if plan.words_of is None else plan.words_of[speaker]
+        others = [w for w in said if w != word]
+        for side in (-1, 1) if others else ():
             edge = start if side < 0 else start + len(target)
             while 0 < edge < n_samples:
                 token = tokens.get(speaker, others[int(rng.integers(len(others)))])
@@ -358,8 +250,7 @@ def _render(spec: CorpusSpec, plan: _Plan, tokens: _Tokens, i: int) -> tuple[np.
                 edge = begin if side < 0 else begin + len(token)
     x = torch.from_numpy(speech)
     if plan.background[i] >= 0:
-        generator = torch.Generator().manual_seed(int(plan.clip_seed[i]))
-        noise = make_background(int(plan.background[i]), n_samples, sr, generator).double()
+        noise = _background(spec, int(plan.background[i]), int(plan.clip_seed[i])).double()
         x = mix_at_snr(x, noise, float(plan.snr[i]))
     x = set_rms(x, spec.clip_rms)
     peak = float(x.abs().max())
@@ -369,7 +260,16 @@ def _render(spec: CorpusSpec, plan: _Plan, tokens: _Tokens, i: int) -> tuple[np.
     return wave, (start, start + len(target))
 
 
+def _background(spec: CorpusSpec, index: int, seed: int) -> torch.Tensor:
+    """The background of a clip: a synthetic class (index below 8) or an excerpt of a recorded one."""
+    if index < len(BACKGROUND_CLASSES):
+        return make_background(index, spec.n_samples, spec.sr, torch.Generator().manual_seed(seed))
+    return real_background(ALL_BACKGROUND_CLASSES[index], spec.n_samples, spec.sr, seed, spec.background_part)
+
+
 def _tool_version(source: str) -> str:
+    if source == "real":
+        return "recordings from Debian packages"
     if source == "recorded":
         return "asterisk-core-sounds-en-wav"
     try:
@@ -379,20 +279,58 @@ def _tool_version(source: str) -> str:
         return "unknown"
 
 
+def _real_backgrounds(spec: CorpusSpec) -> list[str]:
+    return [] if spec.snr_db is None else [b for b in spec.backgrounds if b not in BACKGROUND_CLASSES]
+
+
+def _sources(spec: CorpusSpec) -> dict[str, Any]:
+    sources = {} if spec.source == "real" else {spec.source: SOURCES[spec.source]}
+    for package in dict.fromkeys(s.split(":", 1)[0] for s in spec.real_speakers):
+        info = SPEECH_PACKAGES[package]
+        sources[package] = {"package": f"{package} (Debian)", "license": info.license, "provenance": info.provenance}
+    return sources
+
+
+def _background_sources(spec: CorpusSpec) -> dict[str, Any]:
+    """The recorded background classes' files and licenses (nothing for a corpus of synthetic backgrounds)."""
+    if not (classes := _real_backgrounds(spec)):
+        return {}
+    out = {}
+    for name in classes:
+        files = background_files(name, spec.background_part)
+        packages = list(dict.fromkeys(p for p, _ in files))
+        out[name] = {
+            "files": [f"{p}:{path}" for p, path in files],
+            "licenses": {p: BACKGROUND_PACKAGES[p].license for p in packages},
+        }
+    return {"recorded_backgrounds": {"part": spec.background_part, "classes": out}}
+
+
+def _require(spec: CorpusSpec) -> None:
+    """Every package the spec needs is installed (a one-line error naming the missing one otherwise)."""
+    if spec.source != "real":
+        require_source(spec.source)
+    for package in dict.fromkeys(s.split(":", 1)[0] for s in spec.real_speakers):
+        require_package(package)
+    for name in _real_backgrounds(spec):
+        require_backgrounds(name)
+
+
 def _meta(spec: CorpusSpec, plan: _Plan) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
         "spec": spec.to_dict(),
         "spec_hash": spec.digest(),
         "vocabulary": list(spec.words),
-        "background_classes": list(BACKGROUND_CLASSES),
+        "background_classes": list(spec.background_classes),
         "n_clips": spec.n_clips,
         "sr": spec.sr,
         "n_samples": spec.n_samples,
         "int16_scale": INT16_SCALE,
         "source": spec.source,
-        "sources": {spec.source: SOURCES[spec.source]},
+        "sources": _sources(spec),
         "backgrounds_license": "synthesised by metamers.audio.backgrounds (no third-party material)",
+        **_background_sources(spec),
         "tool_version": _tool_version(spec.source),
         "speakers": plan.speakers,
         "files": {
@@ -442,13 +380,14 @@ def build_corpus(
     Raises
     ------
     SpeechSourceMissing
-        If the spec's speech source is not installed.
+        If the spec's speech source, one of its real speakers' packages or a recorded background's package is not
+        installed.
     """
     root = Path(root) if root is not None else default_root()
     final = root / spec.split
     if _is_built(final, spec):
         return final
-    require_source(spec.source)
+    _require(spec)
     root.mkdir(parents=True, exist_ok=True)
     workers = workers or min(4, max(2, os.cpu_count() or 2))
     tmp = root / f".{spec.split}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"

@@ -1,4 +1,4 @@
-"""Offline speech: a 62-word vocabulary and three sources that can say every word of it.
+"""Offline speech: a 61-word vocabulary and three sources that can say every word of it.
 
 * ``espeak-ng`` (Debian package ``espeak-ng``): formant synthesis, many English accents x voice variants, any speed
   and pitch. It provides the training voices (:data:`ESPEAK_VOICES`).
@@ -42,6 +42,7 @@ __all__ = [
     "VOCABULARY",
     "SpeechSourceMissing",
     "asterisk_dir",
+    "finish_token",
     "recorded_word",
     "require_source",
     "synthesize_word",
@@ -311,7 +312,25 @@ def trim_silence(x: torch.Tensor, sr: int, threshold_db: float = -40.0, pad: flo
     return x[start:end]
 
 
-def _finish(x: torch.Tensor, sr: int, what: str) -> torch.Tensor:
+def finish_token(x: torch.Tensor, sr: int, what: str) -> torch.Tensor:
+    """Make a word token of a waveform: trim its silences, remove its mean, ramp its ends, set it to :data:`TOKEN_RMS`.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Waveform ``[n_samples]`` with its silent margins.
+    sr : int
+        Sample rate in Hz.
+    what : str
+        What the waveform is, for the error message if it is silent.
+
+    Examples
+    --------
+    >>> x = torch.cat([torch.zeros(2000), torch.sin(torch.arange(4000) / 5.0), torch.zeros(2000)])
+    >>> y = finish_token(x, 20000, "a tone")
+    >>> y.shape[0] < 5000, round(float(y.pow(2).mean().sqrt()), 3)
+    (True, 0.1)
+    """
     x = trim_silence(x, sr)
     if x.numel() == 0 or float(x.abs().max()) == 0.0:
         raise RuntimeError(f"{what} produced silence")
@@ -390,7 +409,7 @@ def synthesize_word(
         if result.returncode != 0 or not path.is_file():
             raise RuntimeError(f"{engine} failed for {word!r} (voice {voice!r}): {result.stderr.strip()}")
         x = read_wav(path, sr)
-    return _finish(x, sr, f"{engine} voice {voice!r} saying {word!r}")
+    return finish_token(x, sr, f"{engine} voice {voice!r} saying {word!r}")
 
 
 def recorded_word(word: str, sr: int = 20000) -> torch.Tensor:
@@ -416,4 +435,4 @@ def recorded_word(word: str, sr: int = 20000) -> torch.Tensor:
     path = asterisk_dir() / RECORDINGS[word]
     if not path.is_file():
         raise SpeechSourceMissing(f"{path} is missing; reinstall with: sudo apt-get install {_PACKAGES['recorded']}")
-    return _finish(read_wav(path, sr).double(), sr, f"recording {path}")
+    return finish_token(read_wav(path, sr).double(), sr, f"recording {path}")
