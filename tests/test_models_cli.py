@@ -85,7 +85,7 @@ def test_cli_synthesize_stops_on_fidelity(tmp_path, capsys):
             "--lr", "0.02", "--stop-rho", "0.9", "--out", str(tmp_path), "--quiet"]  # fmt: skip
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "at most 400 iterations" in out and "reached stop_rho 0.9 (iteration " in out
+    assert "at most 400 iterations" in out and "reached stop_rho 0.9 as an 8-bit image (iteration " in out
     assert SynthesisResult.load(tmp_path / "efficientnet-lite0_stem.safetensors").stop_iteration[0] < 400
 
 

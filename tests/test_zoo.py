@@ -7,7 +7,8 @@ from metamers.models.torchvision_nets import find_weights
 from metamers.stimuli import load_photos
 
 OFFLINE = [n for n, ok, _, _ in available() if ok]
-IMAGE_MODELS = [n for n in names() if n in OFFLINE and not n.startswith("word-")]  # audio: test_audio_metamers.py
+AUDIO = ("word-", "yamnet")  # audio models: test_audio_metamers.py, test_word_nets.py, test_yamnet.py
+IMAGE_MODELS = [n for n in names() if n in OFFLINE and not n.startswith(AUDIO)]
 
 
 def test_what_is_available_offline():
@@ -22,6 +23,7 @@ def test_what_is_available_offline():
 @pytest.mark.parametrize("name", IMAGE_MODELS)
 def test_every_available_model_loads_lists_layers_and_runs_backward(name):
     zoo = load(name)
+    assert zoo.kind == "image", f"{name} is an {zoo.kind} model: add its prefix to AUDIO"
     x, _ = load_photos(["chelsea"], size=zoo.input_shape[-1])
     layers = {lay.name: lay for lay in list_layers(zoo.module, x)}
     assert set(zoo.stages.values()) <= set(layers), set(zoo.stages.values()) - set(layers)
