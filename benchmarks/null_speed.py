@@ -66,7 +66,8 @@ def run_ours(n: int) -> dict:
 def run_ours_parts(n: int) -> dict:
     """The same, timed in parts: activations, ranking, Gram tiles."""
     from metamers.models import load
-    from metamers.validation import activations, null_rho, standardized_ranks
+    from metamers.nulls import null_rho, standardized_ranks
+    from metamers.validation import activations
 
     zoo = load("efficientnet-lite0")
     zoo.module.to(DEVICE)

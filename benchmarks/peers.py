@@ -100,7 +100,7 @@ def _stimuli():
 
     torch.manual_seed(0)
     if MODALITY == "audio":
-        from metamers.runs.audio import word_clips
+        from metamers.audio.clips import word_clips
 
         zoo = load("word-standard")
         zoo.module.requires_grad_(False).eval()

@@ -3,7 +3,7 @@
 For each generating network and label space, one row per group of recognizers: the other trained networks (the mean
 of their proportions, with the mean of their bootstrap SEMs over stimuli), and each random control.  The last
 column is the same recognizers on the natural stimuli.  Then the Figure 5 verdict of each generator
-(:func:`metamers.report.html.figure5_trend`).
+(:func:`metamers.transfer.figure5_trend`).
 
     .venv/bin/python scripts/transfer_table.py runs/image-study
 """
@@ -14,8 +14,8 @@ import statistics
 import sys
 from pathlib import Path
 
-from metamers.report.html import figure5_trend
 from metamers.runs.catalog import Catalog
+from metamers.transfer import figure5_trend
 
 SPACE = {"imagenet": "1000-way", "16-way": "16-way"}
 

@@ -3,9 +3,10 @@ import pytest
 import soundfile
 import torch
 
+from metamers.audio.clips import word_clips
 from metamers.audio.signal import rms
 from metamers.models import load
-from metamers.runs.audio import audio_metamers, word_clips
+from metamers.runs.audio import audio_metamers
 
 
 @pytest.fixture(scope="module")

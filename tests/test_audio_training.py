@@ -47,7 +47,7 @@ def test_a_short_training_run_lowers_the_loss_and_resumes(tiny_corpus, tmp_path)
     assert losses[-1] < 0.8 * losses[0]
     # it learned the training clips (four words: chance is 0.25)
     from metamers.audio.training import evaluate
-    from metamers.models.word_nets import WordNet
+    from metamers.audio.word_nets import WordNet
 
     net = WordNet(len(WORDS), width=0.125)
     net.load_state_dict(torch.load(tmp_path / "run" / "model.pt", weights_only=True))

@@ -378,3 +378,17 @@ def test_catch_trials_default_to_what_the_natural_stimuli_leave(image_run, tmp_p
     assert exp["catch"] == min(2, left)
     assert all(sum(t["phase"] == "catch" for t in trials) == exp["catch"] for trials in exp["lists"])
     assert (exp["exclusion"]["catch_min"] is None) == (exp["catch"] == 0)
+
+
+def test_without_the_experiments_extra_the_command_says_what_to_install(monkeypatch, capsys, tmp_path):
+    import sys
+
+    for name in [m for m in sys.modules if m.startswith("metamers.experiments")]:
+        monkeypatch.delitem(sys.modules, name)
+    for name in [m for m in sys.modules if m.split(".")[0] == "starlette"]:  # as if the extra had not been installed
+        monkeypatch.setitem(sys.modules, name, None)
+    from metamers.cli import main
+
+    assert main(["experiment", "build", str(tmp_path), "--out", str(tmp_path / "exp")]) == 2
+    err = capsys.readouterr().err
+    assert "need starlette" in err and "pip install 'metamers[experiments]'" in err and "Traceback" not in err

@@ -101,7 +101,10 @@ def test_demo_runs_images_and_sounds_to_a_report(tmp_path):
     assert "each image metamer ran until its rho at the layer reached 0.99 with its stimulus&#x27;s label" in page
     text = format_summary(summary)
     assert "report: " in text and "metamers accepted" in text
-    assert all("Figure 5" in t["text"] for t in summary["trends"])
+    # 5 iterations accept too few metamers for a trend (none at both the first and last layer): the summary says so
+    # rather than staying silent (test_transfer.py checks the summary of a run that has one)
+    assert summary["accepted"] < summary["metamers"] and summary["trends"] == []
+    assert "Figure 5 trend is not judged" in text
 
 
 def test_the_demo_without_its_speech_sources_stops_at_once_naming_the_fix(tmp_path, monkeypatch, capsys):

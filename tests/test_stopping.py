@@ -112,7 +112,7 @@ def test_stop_on_names_the_resolution_in_the_reason():
 @pytest.mark.parametrize(("stop_on", "kind"), [("8-bit", "image"), ("16-bit", "audio")])
 def test_stop_on_rounds_to_the_grid_of_the_written_file(stop_on, kind):
     from metamers._stopping import Fidelity
-    from metamers.runs.validate import as_presented
+    from metamers.modality import as_presented
 
     x = torch.rand(3, 1000) * 2.4 - 1.2
     f = Fidelity(torch.rand(3, 4), acts=lambda v: v, stop_on=stop_on)

@@ -81,11 +81,11 @@ def test_transfer_of_word_network_metamers(tmp_path, lite0):
     from dataclasses import replace
 
     from metamers import synthesize
+    from metamers.audio.clips import word_clips
     from metamers.audio.speech import VOCABULARY
+    from metamers.modality import as_written
     from metamers.models import load
     from metamers.runs import Catalog, transfer_dir
-    from metamers.runs.audio import word_clips
-    from metamers.runs.validate import as_written
     from metamers.settings import SynthesisSettings
     from metamers.stimuli import load_photos
 
@@ -152,7 +152,7 @@ def test_a_recognizer_of_another_clip_length_is_refused():
     [(0.75, 0.0, 0.1, "shown"), (0.38, 0.12, 0.22, "unclear"), (0.38, 0.38, 0.23, "not shown")],
 )
 def test_the_figure5_judgement_weighs_the_fall_against_its_standard_error(early, late, sem, verdict):
-    from metamers.report.html import figure5_trend
+    from metamers.transfer import figure5_trend
 
     cells = [
         dict(generator="a", layer=lay, recognizer="b", label_space="16-way", own=0, proportion=p, sem=sem)
@@ -163,3 +163,17 @@ def test_the_figure5_judgement_weighs_the_fall_against_its_standard_error(early,
     assert {"shown": "holds here", "unclear": "too few stimuli to tell", "not shown": "do NOT show"}[verdict] in (
         trend["text"]
     )
+
+
+def test_the_demo_summary_prints_each_figure5_judgement():
+    from metamers.demo import format_summary
+    from metamers.transfer import figure5_trend
+
+    cells = [
+        dict(generator="a", layer=lay, recognizer="b", label_space="16-way", own=0, proportion=p, sem=0.05)
+        for lay, p in (("l1", 0.9), ("l9", 0.1))
+    ]
+    summary = {"accepted": 2, "metamers": 2, "jobs": {"done": 2, "failed": 0}, "seconds": 60, "failed": [],
+               "report": None, "trends": figure5_trend(cells)}  # fmt: skip
+    text = format_summary(summary)
+    assert "recognized 90% of the a metamers" in text and "holds here" in text and "not judged" not in text

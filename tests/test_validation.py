@@ -8,15 +8,13 @@ from torch import nn
 
 from metamers import synthesize
 from metamers.cli import main
-from metamers.nulls import NullStore, compute_nulls
-from metamers.runs.validate import as_displayed, images_per_source, validate_dir
+from metamers.modality import as_displayed
+from metamers.nulls import NullStore, compute_nulls, null_rho, standardized_ranks
+from metamers.report.tables import summary_table, table_csv
+from metamers.runs.validate import images_per_source, validate_dir
 from metamers.validation import (
     AcceptanceRule,
     compare_layers,
-    null_rho,
-    standardized_ranks,
-    summary_table,
-    table_csv,
     verdict,
 )
 

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from metamers import capture, list_layers
-from metamers.models.word_nets import HanningPool, SamePad, WordNet
+from metamers.audio.word_nets import HanningPool, SamePad, WordNet
 
 # Table S1.2's feature counts at full width (the paper's conv_0 is 96 x 71 x 134).
 FULL_SHAPES = {

@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from metamers import list_layers
+from metamers.audio.clips import word_clips
 from metamers.models import available, load, names
 from metamers.models import yamnet as ym
 from metamers.noise import pink_noise
-from metamers.runs.audio import audio_metamers, word_clips
+from metamers.runs.audio import audio_metamers
 
 
 @pytest.fixture(scope="module")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
-from metamers._files import DamagedFile, set_aside
+from metamers._files import DamagedFile, atomic_path, set_aside
 
 __all__: list[str] = []
 
@@ -15,12 +14,8 @@ __all__: list[str] = []
 def save_checkpoint(path: Path, state: dict) -> None:
     """Write ``state`` so that a crash at any moment leaves either the old or the new file, never a torn one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with atomic_path(path, fsync=True) as tmp:
+        torch.save(state, tmp)
 
 
 def load_checkpoint(path: Path) -> dict:

@@ -22,7 +22,7 @@ class CLIError(Exception):
 def user_errors() -> tuple[type[BaseException], ...]:
     """The exceptions that are a user's mistake, not a bug: one line and exit status 2, no traceback."""
     from metamers.runs.lock import DirectoryBusy
-    from metamers.runs.run import RunError
+    from metamers.runs.rundir import RunError
     from metamers.synthesis import CheckpointMismatch
 
     return (CLIError, CheckpointMismatch, RunError, DirectoryBusy, ValueError, KeyError, TypeError, OSError,

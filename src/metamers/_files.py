@@ -1,11 +1,47 @@
-"""Damaged files: a file that exists but cannot be read is named, set aside (never deleted) and made again."""
+"""Files that are whole or absent: the one atomic write, and damaged files (named, set aside, never deleted, and
+made again)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["DamagedFile", "set_aside"]
+__all__ = ["DamagedFile", "atomic_path", "atomic_write", "safetensors_problem", "set_aside"]
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, *, fsync: bool = False) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; it becomes ``path`` in one rename when the block ends, so a crash
+    at any moment leaves the old file or the new one, never a torn one (and a failed write leaves no temporary file).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "a.txt"
+    >>> with atomic_path(p) as tmp:
+    ...     _ = tmp.write_text("whole")
+    >>> p.read_text(), sorted(x.name for x in p.parent.iterdir())
+    ('whole', ['a.txt'])
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        yield tmp
+        if fsync:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write(path: str | os.PathLike, text: str) -> Path:
+    """Write a text file atomically (:func:`atomic_path`) and return its path."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
 
 
 class DamagedFile(ValueError):

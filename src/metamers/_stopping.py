@@ -10,18 +10,13 @@ from collections.abc import Callable
 
 import torch
 
+from metamers.modality import RESOLUTIONS, quantize
 from metamers.settings import SynthesisSettings
 from metamers.similarity import pearson, rank
 
 __all__: list[str] = []
 
 _AS = {"8-bit": " as an 8-bit image", "16-bit": " as a 16-bit waveform"}
-# (low, high, levels per unit) of each file resolution; None: the float values as optimised.
-_QUANTA: dict[str, tuple[float, float, int] | None] = {
-    "float": None,
-    "8-bit": (0.0, 1.0, 255),
-    "16-bit": (-1.0, 1.0, 32767),
-}
 
 
 class Fidelity:
@@ -59,19 +54,15 @@ class Fidelity:
         chunk: int = 2,
         stop_on: str = "float",
     ) -> None:
-        if stop_on not in _QUANTA:
-            raise ValueError(f"stop_on={stop_on!r} is not one of {', '.join(_QUANTA)}.")
+        if stop_on not in RESOLUTIONS:
+            raise ValueError(f"stop_on={stop_on!r} is not one of {', '.join(RESOLUTIONS)}.")
         self._target_ranks = rank(target.flatten(1).double())
         self._acts, self._logits, self._labels, self._chunk = acts, logits, labels, max(1, chunk)
-        self._quantum = _QUANTA[stop_on]
+        self._stop_on = stop_on
 
     def _items(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """``x[ids]`` as the test judges them: as they are, or as a file of the chosen resolution holds them."""
-        x = x.detach().index_select(0, ids)
-        if self._quantum is None:
-            return x
-        lo, hi, levels = self._quantum
-        return (x.clamp(lo, hi) * levels).round() / levels
+        return quantize(x.detach().index_select(0, ids), self._stop_on)
 
     @torch.no_grad()
     def rho(self, x: torch.Tensor, items: torch.Tensor) -> torch.Tensor:

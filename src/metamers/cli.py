@@ -46,8 +46,9 @@ def _cmd_models(args: argparse.Namespace) -> None:
 
 
 def _cmd_validate(args: argparse.Namespace) -> None:
+    from metamers.report.tables import format_table
     from metamers.runs import validate_dir
-    from metamers.validation import AcceptanceRule, format_table
+    from metamers.validation import AcceptanceRule
 
     rule = AcceptanceRule(same_label=not args.ignore_label, null_percentile=args.percentile)
     out = validate_dir(args.directory, n_pairs=args.pairs, rule=rule, source=args.source, seed=args.seed)
@@ -81,9 +82,9 @@ def _cmd_transfer(args: argparse.Namespace) -> None:
 def _cmd_relu_compare(args: argparse.Namespace) -> None:
     import csv
 
+    from metamers.relu_comparison import relu_comparison
     from metamers.report.figures import relu_comparison_figure
     from metamers.stimuli import load_photos
-    from metamers.validation import relu_comparison
 
     zoo = _model_from_spec(args.model, None)
     layers = [zoo.layer(n) for n in names(args.layers, "layers")]
@@ -248,10 +249,27 @@ def _cmd_train(args: argparse.Namespace) -> None:
     print(f"load it with metamers.load('word-{args.architecture.replace('_', '-')}', weights='{path}')")
 
 
-def _cmd_experiment_build(args: argparse.Namespace) -> None:
-    from metamers.experiments import build_experiment
+_WEB_AND_DATABASE = ("starlette", "uvicorn", "sqlalchemy", "multipart")
 
-    exp = build_experiment(
+
+def _experiments():
+    """The experiments package, or one clear line when the libraries it serves and stores with are not installed."""
+    try:
+        import uvicorn  # noqa: F401  (what `experiment serve` runs the server with)
+
+        import metamers.experiments as experiments
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] not in _WEB_AND_DATABASE:
+            raise
+        raise CLIError(
+            f"the human experiments need {e.name}, which is not installed: pip install 'metamers[experiments]' "
+            "(`make install` installs it)."
+        ) from None
+    return experiments
+
+
+def _cmd_experiment_build(args: argparse.Namespace) -> None:
+    exp = _experiments().build_experiment(
         args.run,
         args.out,
         kind=args.kind,
@@ -279,24 +297,23 @@ def _cmd_experiment_build(args: argparse.Namespace) -> None:
 
 
 def _cmd_experiment_serve(args: argparse.Namespace) -> None:
+    experiments = _experiments()
     import uvicorn
-
-    from metamers.experiments import create_app, default_url
 
     if not 1 <= args.port <= 65535:
         raise CLIError(f"--port {args.port}: a TCP port must be from 1 to 65535 (e.g. 8000).")
-    app = create_app(args.experiment, db_url=args.db)
+    app = experiments.create_app(args.experiment, db_url=args.db)
     url = f"http://{args.host}:{args.port}/"
     print(f"participants: {url}?participant=ID  (Prolific passes ?PROLIFIC_PID=..., MTurk ?workerId=...)")
     print(f"progress:     {url}researcher?token=$(cat {args.experiment}/researcher_token.txt)")
-    print(f"responses go to {args.db or default_url(args.experiment)}")
+    print(f"responses go to {args.db or experiments.default_url(args.experiment)}")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
 def _cmd_experiment_analyze(args: argparse.Namespace) -> None:
-    from metamers.experiments import analyze_experiment, format_summary
-
-    print(format_summary(analyze_experiment(args.experiment, db_url=args.db, out=args.out)))
+    experiments = _experiments()
+    summary = experiments.analyze_experiment(args.experiment, db_url=args.db, out=args.out)
+    print(experiments.format_summary(summary))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -405,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser(
         "demo",
         help="the whole paper on the embedded defaults: image and audio metamers, validation, transfer, report",
-        description="Runs the demo plan (metamers/runs/demo.toml): metamers of 14 photos at 3 stages of pretrained "
+        description="Runs the demo plan (metamers/runs/demo.toml): metamers of 16 photos at 3 stages of pretrained "
         "EfficientNet-Lite0, each stopping once it matches its photo (rho 0.99 with the photo's label) or at 600 "
         "iterations, and of 2 recorded words at 3 stages of the shipped word network, validated against nulls, "
         "recognized by the other pretrained networks and the random controls, and an HTML report. About "
@@ -414,8 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", default="demo-output", help="run directory; rerun to resume (default: %(default)s)")
     q.add_argument("--iterations", type=int, help="iterations per metamer (demo: at most 600 images, 400 sounds; "
                    "paper: 15000)")  # fmt: skip
-    q.add_argument("--images", type=int, help="number of pictures: the first N of the demo's 14, or more from all "
-                   "537 offline pictures (default: 14)")  # fmt: skip
+    q.add_argument("--images", type=int, help="number of pictures: the first N of the demo's 16, or more from all "
+                   "537 offline pictures (default: 16)")  # fmt: skip
     q.add_argument("--words", type=int, help="number of spoken words, up to 61 (default: 2)")
     q.add_argument("--pairs", type=int, help="pairs per null distribution (demo: 20000; paper: 1000000)")
     q.add_argument(

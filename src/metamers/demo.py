@@ -13,11 +13,11 @@ import tomllib
 from importlib.resources import files
 
 from metamers.audio.speech import SpeechSourceMissing, require_source
-from metamers.report.html import figure5_trend
-from metamers.runs.catalog import Catalog
 from metamers.runs.plan import Plan, parse_plan
 from metamers.runs.run import run_plan
+from metamers.runs.rundir import RunDir
 from metamers.stimuli.photos import PHOTO_IMAGES, PhotoSourceMissing, photo_location, require_photo_source
+from metamers.transfer import figure5_trend
 
 __all__ = ["demo_plan", "format_summary", "run_demo"]
 
@@ -111,12 +111,8 @@ def run_demo(
     plan = demo_plan(iterations, images, words, pairs, audio)
     _require_photos(plan.images)
     summary = run_plan(plan, out, progress=progress)
-    catalog = Catalog(out)
-    cells = catalog.query("SELECT * FROM transfer ORDER BY rowid")
-    stages = catalog.query(
-        "SELECT DISTINCT m.model, m.layer, j.stage FROM metamers m JOIN jobs j ON j.output = m.result_file"
-    )
-    summary["trends"] = figure5_trend(cells, {(r["model"], r["layer"]): r["stage"] for r in stages})
+    run = RunDir(out)
+    summary["trends"] = figure5_trend(run.transfer(), run.stage_names())
     summary["audio_skipped"] = None if audio else "images only, as asked (--no-audio)"
     return summary
 
@@ -131,6 +127,11 @@ def format_summary(summary: dict) -> str:
         lines.append(f"audio half not run: {summary['audio_skipped']}")
     lines += [f"failed: {f}" for f in summary["failed"]]
     lines += [t["text"] for t in summary.get("trends", [])]
+    if not summary.get("trends"):
+        lines.append(
+            "the paper's Figure 5 trend is not judged: that needs a trained generator's accepted metamers at its first "
+            "and last generation layers, recognized by another trained network (more iterations would accept more)"
+        )
     if summary["report"]:
         lines.append(f"report: {summary['report'].resolve()}")
     return "\n".join(lines)

@@ -2,13 +2,14 @@
 
 The activations of every stimulus are computed once, in batches, for all layers together; each layer's standardized
 ranks go to RAM when they fit a budget and to a memory-mapped file otherwise; the pairs are then drawn per layer by
-:func:`metamers.validation.null_rho`.  A null is keyed by everything that decides it (model, layer, stimulus set,
+:func:`null_rho`.  A null is keyed by everything that decides it (model, layer, stimulus set,
 augmentation, number of pairs, seed), so a later validation reuses it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import tempfile
@@ -19,11 +20,127 @@ import numpy as np
 import torch
 from torch import nn
 
-from metamers._files import DamagedFile, set_aside
+from metamers._files import DamagedFile, atomic_path, set_aside
+from metamers.similarity import rank
 from metamers.taps import Taps, frozen
-from metamers.validation import null_rho, standardized_ranks
 
-__all__ = ["NullStore", "compute_nulls", "null_key"]
+__all__ = ["NullStore", "compute_nulls", "null_from_activations", "null_key", "null_rho", "standardized_ranks"]
+
+
+def standardized_ranks(acts: torch.Tensor) -> torch.Tensor:
+    """Rank each row (ties averaged), centre it and scale it to unit norm, in float32.
+
+    The dot product of two such rows is their Spearman rho.
+
+    Examples
+    --------
+    >>> z = standardized_ranks(torch.tensor([[1.0, 2.0, 3.0], [3.0, 1.0, 2.0]]))
+    >>> round(float(z[0] @ z[0]), 6), round(float(z[0] @ z[1]), 6)
+    (1.0, -0.5)
+    """
+    r = rank(acts.flatten(1).float())
+    r = r - r.mean(dim=1, keepdim=True)
+    return r / r.norm(dim=1, keepdim=True).clamp_min(1e-30)
+
+
+def _valid_pairs(n: int, groups: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    i, j = torch.triu_indices(n, n, offset=1)
+    if groups is not None:
+        keep = groups[i] != groups[j]
+        i, j = i[keep], j[keep]
+    return i, j
+
+
+def null_rho(
+    z: torch.Tensor | np.ndarray,
+    n_pairs: int | None = None,
+    seed: int = 0,
+    groups: Sequence[int] | torch.Tensor | None = None,
+    max_bytes: int = 512 * 2**20,
+    device: str | torch.device = "cpu",
+) -> torch.Tensor:
+    """Spearman rho of random pairs of rows of ``z`` (from :func:`standardized_ranks`), by tiles of the Gram matrix.
+
+    Parameters
+    ----------
+    z : (N, F) tensor or array
+        Standardized ranks, one row per stimulus; may be a ``numpy.memmap`` on disk.
+    n_pairs : int, optional
+        How many distinct pairs to draw; all valid pairs when None.  At most the number of valid pairs.
+    seed : int
+        Seed of the pair draw.
+    groups : sequence of int, optional
+        Source of each row (e.g. the image an augmentation came from); pairs within a group are excluded, so that two
+        crops of one photo do not count as a random pair.
+    max_bytes : int
+        Memory budget for the two row tiles in flight (float32), which fixes the tile size.
+    device : str or torch.device
+        Where the matrix products run.
+
+    Returns
+    -------
+    torch.Tensor
+        ``n_pairs`` values of rho (float32), in a seeded random order.
+
+    Examples
+    --------
+    >>> z = standardized_ranks(torch.randn(50, 1000))
+    >>> null_rho(z, n_pairs=100).shape
+    torch.Size([100])
+    """
+    n, f = z.shape
+    g = torch.as_tensor(np.asarray(groups)) if groups is not None else None
+    i, j = _valid_pairs(n, g)
+    total = i.numel()
+    if n_pairs is None:
+        n_pairs = total
+    if n_pairs > total:
+        raise ValueError(
+            f"{n_pairs} pairs asked for, but {n} stimuli give only {total} distinct pairs across sources; "
+            "use more stimuli or more augmentations per stimulus, or ask for fewer pairs."
+        )
+    pick = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n_pairs]
+    i, j = i[pick], j[pick]
+    rows = max(1, min(n, int(max_bytes // (2 * 4 * max(f, 1)))))
+    out = torch.empty(n_pairs, dtype=torch.float32)
+    ti, tj = i // rows, j // rows
+    tile_id = ti * (n // rows + 1) + tj
+    order = torch.argsort(tile_id)
+    bounds = [*torch.searchsorted(tile_id[order], torch.unique(tile_id[order])).tolist(), n_pairs]
+
+    def load(t: int) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(z[t * rows : (t + 1) * rows]), dtype=torch.float32).to(device)
+
+    cur, tile_a = -1, None
+    for start, stop in itertools.pairwise(bounds):
+        sel = order[start:stop]
+        a, b = int(ti[sel[0]]), int(tj[sel[0]])
+        if a != cur:
+            cur, tile_a = a, load(a)
+        gram = tile_a @ (tile_a if b == a else load(b)).T
+        out[sel] = gram[(i[sel] - a * rows).to(gram.device), (j[sel] - b * rows).to(gram.device)].float().cpu()
+    return out
+
+
+def null_from_activations(
+    acts: torch.Tensor,
+    n_pairs: int | None = None,
+    seed: int = 0,
+    groups: Sequence[int] | None = None,
+    max_bytes: int = 512 * 2**20,
+) -> torch.Tensor:
+    """Standardize ``acts`` ``(N, F)`` and draw the null: :func:`standardized_ranks` then :func:`null_rho`.
+
+    Examples
+    --------
+    >>> from scipy.stats import spearmanr
+    >>> acts = torch.randn(4, 30)
+    >>> rho = null_from_activations(acts, seed=0)  # all 6 pairs
+    >>> sorted(round(float(v), 5) for v in rho) == sorted(
+    ...     round(spearmanr(acts[a], acts[b]).statistic, 5) for a in range(4) for b in range(a + 1, 4))
+    True
+    """
+    return null_rho(standardized_ranks(acts), n_pairs=n_pairs, seed=seed, groups=groups, max_bytes=max_bytes)
 
 
 def null_key(**fields: object) -> str:
@@ -80,9 +197,8 @@ class NullStore:
 
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self._path(fields)
-        tmp = path.with_name(path.name + ".tmp")
-        save_file({"rho": rho.float().contiguous()}, str(tmp), metadata={"fields": json.dumps(fields, default=str)})
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            save_file({"rho": rho.float().contiguous()}, str(tmp), metadata={"fields": json.dumps(fields, default=str)})
         return path
 
 

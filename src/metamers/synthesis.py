@@ -27,7 +27,7 @@ from metamers import noise
 from metamers._checkpoint import resume_state, save_checkpoint
 from metamers._device import resolve_device
 from metamers._fastpath import channels_last, folded_batchnorm, has_conv2d
-from metamers._files import DamagedFile
+from metamers._files import DamagedFile, atomic_path
 from metamers._inputs import check_inputs, first_pass
 from metamers._lbfgs import BatchLBFGS
 from metamers._optim import L2Step, adam
@@ -186,11 +186,10 @@ class SynthesisResult:
             "elapsed_s": self.elapsed_s,
             "device": self.device,
             "extra": self.extra,
-            "versions": {"torch": torch.__version__, "metamers": _version()},
+            "versions": {"torch": torch.__version__, "metamers": metamers_version()},
         }
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        save_file(tensors, str(tmp), metadata={"metamers": json.dumps(meta)})
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata={"metamers": json.dumps(meta)})
         return path
 
     @classmethod
@@ -227,7 +226,7 @@ class SynthesisResult:
         )
 
 
-def _version() -> str:
+def metamers_version() -> str:
     try:
         from importlib.metadata import version
 

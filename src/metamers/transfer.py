@@ -7,13 +7,14 @@ standard error over stimuli; the recognizing model's accuracy on the natural sti
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
-__all__ = ["TransferCell", "bootstrap_sem", "recognition", "transfer_cell"]
+__all__ = ["TransferCell", "bootstrap_sem", "figure5_trend", "recognition", "transfer_cell"]
 
 
 def bootstrap_sem(values: Sequence[float] | np.ndarray | torch.Tensor, n_boot: int = 10_000, seed: int = 0) -> float:
@@ -127,3 +128,87 @@ def transfer_cell(
         chance=1.0 / n_classes,
         own=generator == recognizer,
     )
+
+
+def figure5_trend(cells: Sequence[dict], stages: dict | None = None) -> list[dict]:
+    """Per generating model and label space: do OTHER trained networks recognize its early metamers more often?
+
+    The paper's Figure 5: metamers from early layers of one network are recognized by other networks; those from
+    late layers are not.  For each trained generator, over the recognizers that are neither the generator itself
+    nor random networks, this compares the mean proportion recognized at the first generation layer with that at
+    the last.
+
+    Parameters
+    ----------
+    cells : sequence of dict
+        Transfer rows (``catalog.sqlite`` table ``transfer``), generation layers in depth order.  Cells without
+        accepted metamers (``proportion`` None) are left out.
+    stages : dict, optional
+        ``{(generator, layer): stage name}``, to name the layers as the plan did.
+
+    Returns
+    -------
+    list of dict
+        ``{"generator", "space", "first", "last", "early", "late", "shown", "verdict", "recognizers", "text"}``:
+        ``verdict`` is ``"shown"`` when the fall from the first to the last layer exceeds twice its bootstrap standard
+        error (the cells' ``sem``), ``"unclear"`` when it falls by less, ``"not shown"`` when it does not fall.
+
+    Examples
+    --------
+    >>> cells = [dict(generator="a", layer=lay, recognizer="b", label_space="imagenet", own=0, proportion=p)
+    ...          for lay, p in (("l1", 0.8), ("l9", 0.1))]
+    >>> figure5_trend(cells)[0]["shown"]
+    True
+    """
+    out = []
+    stages = stages or {}
+    cells = [c for c in cells if c.get("proportion") is not None]
+    for gen in dict.fromkeys(c["generator"] for c in cells):
+        if gen.endswith("-random"):
+            continue
+        for space in dict.fromkeys(c["label_space"] for c in cells if c["generator"] == gen):
+            sel = [c for c in cells if c["generator"] == gen and c["label_space"] == space]
+            others = [c for c in sel if not c["own"] and not c["recognizer"].endswith("-random")]
+            layers = list(dict.fromkeys(c["layer"] for c in sel))
+            if not others or len(layers) < 2:
+                continue
+            first, last = layers[0], layers[-1]
+            name = {lay: stages.get((gen, lay), lay) for lay in (first, last)}
+
+            def mean(layer: str, key: str = "proportion", others: list = others) -> float:
+                vals = [c.get(key) or 0.0 for c in others if c["layer"] == layer]
+                return sum(vals) / len(vals) if vals else float("nan")
+
+            early, late = mean(first), mean(last)
+            # the bootstrap SEM of each mean (the recognizers' SEMs averaged: they judge the same stimuli)
+            spread = math.hypot(mean(first, "sem"), mean(last, "sem"))
+            shown = early - late > 2 * spread
+            verdict = "shown" if shown else ("unclear" if early > late else "not shown")
+            recs = sorted({c["recognizer"] for c in others})
+            judged = {
+                "shown": "the paper's Figure 5 trend (recognition by other networks falls with depth) holds here"
+                + (f", the fall more than twice its standard error (±{spread:.0%})." if spread else "."),
+                "unclear": f"it falls with depth, as in the paper's Figure 5, but by less than twice its standard "
+                f"error (±{spread:.0%}): too few stimuli to tell; more stimuli would (the plan's [stimuli]).",
+                "not shown": "these data do NOT show the paper's Figure 5 trend.",
+            }
+            text = (
+                f"{', '.join(recs)} recognized {early:.0%} of the {gen} metamers from its first generation layer "
+                f"({name[first]}) and {late:.0%} of those from its last ({name[last]}) [{space} labels]: "
+                + judged[verdict]
+            )
+            out.append(
+                {
+                    "generator": gen,
+                    "space": space,
+                    "first": first,
+                    "last": last,
+                    "early": early,
+                    "late": late,
+                    "shown": shown,
+                    "verdict": verdict,
+                    "recognizers": recs,
+                    "text": text,
+                }
+            )
+    return out

@@ -11,19 +11,14 @@ float32 tiles whose size a memory budget bounds.
 
 from __future__ import annotations
 
-import csv
-import io
-import itertools
-import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from metamers.settings import SynthesisSettings
-from metamers.similarity import pearson, rank, snr_db, spearman
+from metamers.similarity import pearson, snr_db, spearman
 from metamers.taps import Taps, frozen
 
 __all__ = [
@@ -31,13 +26,6 @@ __all__ = [
     "Verdict",
     "activations",
     "compare_layers",
-    "format_table",
-    "null_from_activations",
-    "null_rho",
-    "relu_comparison",
-    "standardized_ranks",
-    "summary_table",
-    "table_csv",
     "verdict",
 ]
 
@@ -99,122 +87,6 @@ def compare_layers(
         }
         for name in layers
     }
-
-
-def standardized_ranks(acts: torch.Tensor) -> torch.Tensor:
-    """Rank each row (ties averaged), centre it and scale it to unit norm, in float32.
-
-    The dot product of two such rows is their Spearman rho.
-
-    Examples
-    --------
-    >>> z = standardized_ranks(torch.tensor([[1.0, 2.0, 3.0], [3.0, 1.0, 2.0]]))
-    >>> round(float(z[0] @ z[0]), 6), round(float(z[0] @ z[1]), 6)
-    (1.0, -0.5)
-    """
-    r = rank(acts.flatten(1).float())
-    r = r - r.mean(dim=1, keepdim=True)
-    return r / r.norm(dim=1, keepdim=True).clamp_min(1e-30)
-
-
-def _valid_pairs(n: int, groups: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    i, j = torch.triu_indices(n, n, offset=1)
-    if groups is not None:
-        keep = groups[i] != groups[j]
-        i, j = i[keep], j[keep]
-    return i, j
-
-
-def null_rho(
-    z: torch.Tensor | np.ndarray,
-    n_pairs: int | None = None,
-    seed: int = 0,
-    groups: Sequence[int] | torch.Tensor | None = None,
-    max_bytes: int = 512 * 2**20,
-    device: str | torch.device = "cpu",
-) -> torch.Tensor:
-    """Spearman rho of random pairs of rows of ``z`` (from :func:`standardized_ranks`), by tiles of the Gram matrix.
-
-    Parameters
-    ----------
-    z : (N, F) tensor or array
-        Standardized ranks, one row per stimulus; may be a ``numpy.memmap`` on disk.
-    n_pairs : int, optional
-        How many distinct pairs to draw; all valid pairs when None.  At most the number of valid pairs.
-    seed : int
-        Seed of the pair draw.
-    groups : sequence of int, optional
-        Source of each row (e.g. the image an augmentation came from); pairs within a group are excluded, so that two
-        crops of one photo do not count as a random pair.
-    max_bytes : int
-        Memory budget for the two row tiles in flight (float32), which fixes the tile size.
-    device : str or torch.device
-        Where the matrix products run.
-
-    Returns
-    -------
-    torch.Tensor
-        ``n_pairs`` values of rho (float32), in a seeded random order.
-
-    Examples
-    --------
-    >>> z = standardized_ranks(torch.randn(50, 1000))
-    >>> null_rho(z, n_pairs=100).shape
-    torch.Size([100])
-    """
-    n, f = z.shape
-    g = torch.as_tensor(np.asarray(groups)) if groups is not None else None
-    i, j = _valid_pairs(n, g)
-    total = i.numel()
-    if n_pairs is None:
-        n_pairs = total
-    if n_pairs > total:
-        raise ValueError(
-            f"{n_pairs} pairs asked for, but {n} stimuli give only {total} distinct pairs across sources; "
-            "use more stimuli or more augmentations per stimulus, or ask for fewer pairs."
-        )
-    pick = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n_pairs]
-    i, j = i[pick], j[pick]
-    rows = max(1, min(n, int(max_bytes // (2 * 4 * max(f, 1)))))
-    out = torch.empty(n_pairs, dtype=torch.float32)
-    ti, tj = i // rows, j // rows
-    tile_id = ti * (n // rows + 1) + tj
-    order = torch.argsort(tile_id)
-    bounds = [*torch.searchsorted(tile_id[order], torch.unique(tile_id[order])).tolist(), n_pairs]
-
-    def load(t: int) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(z[t * rows : (t + 1) * rows]), dtype=torch.float32).to(device)
-
-    cur, tile_a = -1, None
-    for start, stop in itertools.pairwise(bounds):
-        sel = order[start:stop]
-        a, b = int(ti[sel[0]]), int(tj[sel[0]])
-        if a != cur:
-            cur, tile_a = a, load(a)
-        gram = tile_a @ (tile_a if b == a else load(b)).T
-        out[sel] = gram[(i[sel] - a * rows).to(gram.device), (j[sel] - b * rows).to(gram.device)].float().cpu()
-    return out
-
-
-def null_from_activations(
-    acts: torch.Tensor,
-    n_pairs: int | None = None,
-    seed: int = 0,
-    groups: Sequence[int] | None = None,
-    max_bytes: int = 512 * 2**20,
-) -> torch.Tensor:
-    """Standardize ``acts`` ``(N, F)`` and draw the null: :func:`standardized_ranks` then :func:`null_rho`.
-
-    Examples
-    --------
-    >>> from scipy.stats import spearmanr
-    >>> acts = torch.randn(4, 30)
-    >>> rho = null_from_activations(acts, seed=0)  # all 6 pairs
-    >>> sorted(round(float(v), 5) for v in rho) == sorted(
-    ...     round(spearmanr(acts[a], acts[b]).statistic, 5) for a in range(4) for b in range(a + 1, 4))
-    True
-    """
-    return null_rho(standardized_ranks(acts), n_pairs=n_pairs, seed=seed, groups=groups, max_bytes=max_bytes)
 
 
 MIN_PAIRS = 10
@@ -289,119 +161,3 @@ def verdict(
             f"rho {rho:.4f} at the generation layer lies inside the null (must exceed {threshold:.4f}, {bound})"
         )
     return Verdict(not reasons, "; ".join(reasons) if reasons else "accepted", float(rho), threshold)
-
-
-TABLE_COLUMNS = (
-    "model",
-    "layer",
-    "generated",
-    "accepted",
-    "features",
-    "median_rho_layer",
-    "median_null_rho_layer",
-    "median_rho_logits",
-)
-
-
-def summary_table(records: Iterable[dict]) -> list[dict]:
-    """The paper's Table S4/S5 columns per (model, generation layer).
-
-    Parameters
-    ----------
-    records : iterable of dict
-        One per metamer with keys ``model``, ``layer``, ``accepted``, ``features``, ``rho_layer``, ``rho_logits``,
-        ``null_median``.
-
-    Examples
-    --------
-    >>> rows = summary_table([dict(model="m", layer="a", accepted=True, features=10, rho_layer=0.9,
-    ...                            rho_logits=0.99, null_median=0.1)])
-    >>> rows[0]["generated"], rows[0]["accepted"]
-    (1, 1)
-    """
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for r in records:
-        groups.setdefault((r["model"], r["layer"]), []).append(r)
-    rows = []
-    for (model, layer), rs in groups.items():
-        rows.append(
-            {
-                "model": model,
-                "layer": layer,
-                "generated": len(rs),
-                "accepted": sum(bool(r["accepted"]) for r in rs),
-                "features": rs[0]["features"],
-                "median_rho_layer": float(np.median([r["rho_layer"] for r in rs])),
-                "median_null_rho_layer": float(rs[0]["null_median"]),
-                "median_rho_logits": float(np.median([r["rho_logits"] for r in rs])),
-            }
-        )
-    return rows
-
-
-def table_csv(rows: list[dict]) -> str:
-    """The summary table as CSV text."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(TABLE_COLUMNS), lineterminator=os.linesep)
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: r[k] for k in TABLE_COLUMNS})
-    return buf.getvalue()
-
-
-def format_table(rows: list[dict]) -> str:
-    """The summary table for a terminal."""
-    head = (
-        f"{'model':28s} {'layer':18s} {'gen':>4s} {'acc':>4s} {'features':>9s} {'rho@layer':>9s} {'null':>7s} "
-        f"{'rho@logits':>10s}"
-    )
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        lines.append(
-            f"{r['model'][:28]:28s} {r['layer'][:18]:18s} {r['generated']:4d} {r['accepted']:4d} {r['features']:9d} "
-            f"{r['median_rho_layer']:9.4f} {r['median_null_rho_layer']:7.4f} {r['median_rho_logits']:10.4f}"
-        )
-    return "\n".join(lines)
-
-
-def relu_comparison(
-    model: nn.Module,
-    stimuli: torch.Tensor,
-    layers: Sequence[str],
-    settings: SynthesisSettings | None = None,
-    **changes: object,
-) -> dict[str, dict[str, list[float]]]:
-    """Figure 2(c)'s experiment: match each layer with the standard and with the linear-gradient ReLU.
-
-    Parameters
-    ----------
-    model : nn.Module
-        The model.
-    stimuli : torch.Tensor
-        Natural stimuli (a batch).
-    layers : sequence of str
-        Generation layers; those taken after a ReLU are where the two differ.
-    settings : SynthesisSettings, optional
-        Shared settings (keyword arguments override fields); the same seed and noise for both variants.
-
-    Returns
-    -------
-    dict
-        ``{"standard": {layer: rho per metamer}, "linear": {layer: rho per metamer}}``.
-
-    Examples
-    --------
-    >>> net = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
-    >>> out = relu_comparison(net, torch.rand(2, 6), ["1"], iterations=5)
-    >>> sorted(out), len(out["linear"]["1"])
-    (['linear', 'standard'], 2)
-    """
-    from metamers.synthesis import synthesize
-
-    settings = (settings or SynthesisSettings()).replace(**changes)
-    out: dict[str, dict[str, list[float]]] = {"standard": {}, "linear": {}}
-    for layer in layers:
-        for kind, linear in (("standard", False), ("linear", True)):
-            r = synthesize(model, stimuli, layer, settings.replace(linear_grad_relu=linear))
-            out[kind][layer] = [float(v) for v in r.layer_rho]
-    return out

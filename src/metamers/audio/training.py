@@ -23,9 +23,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..models.word_nets import ARCHITECTURES, TASKS, WordNet
+from .._files import atomic_path
 from .cochleagram import Cochleagram, CochleagramSettings
 from .corpus import INT16_SCALE
+from .word_nets import ARCHITECTURES, TASKS, WordNet
 
 __all__ = ["TrainSettings", "TrainingError", "band_limit", "cached_cochleagrams", "evaluate", "train_word_net"]
 
@@ -256,9 +257,8 @@ def _recipe(run_key: dict) -> dict:
 
 
 def _save_atomic(obj: object, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".partial")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def train_word_net(

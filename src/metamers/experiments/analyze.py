@@ -12,6 +12,7 @@ from typing import IO
 
 from metamers.experiments.build import load_experiment
 from metamers.experiments.store import Store, default_url
+from metamers.runs.rundir import RunDir
 
 __all__ = ["analyze_experiment", "condition_summary", "tidy_trials"]
 
@@ -117,9 +118,7 @@ def _network_curves(exp: dict) -> list[dict]:
     run = Path(exp["run"])
     if not (run / "catalog.sqlite").exists():
         return []
-    from metamers.runs.catalog import Catalog
-
-    return Catalog(run).query("SELECT * FROM transfer WHERE source = 'png'")
+    return RunDir(run).transfer(source="png")
 
 
 def write_csv(f: IO[str], rows: list[dict]) -> None:

@@ -21,6 +21,9 @@ from pathlib import Path
 
 from metamers.experiments.design import DesignError, trial_lists
 from metamers.experiments.headphones import TRIALS, calibration_noise, headphone_trial
+from metamers.modality import modality
+from metamers.runs.plan import PlanError
+from metamers.runs.rundir import RunDir, RunError
 from metamers.stimuli.photos import PHOTO_IMAGES, human_name
 
 __all__ = ["HUMAN_NAMES", "ExperimentError", "build_experiment", "load_experiment"]
@@ -62,20 +65,12 @@ class ExperimentError(ValueError):
 
 
 def _accepted(run: Path) -> tuple[list[dict], object]:
-    from metamers.runs.catalog import Catalog
-    from metamers.runs.plan import PlanError
-    from metamers.runs.run import RunError, plan_of
-
+    rundir = RunDir(run)
     try:
-        plan = plan_of(run)
+        plan = rundir.plan
     except (RunError, PlanError) as exc:
         raise ExperimentError(str(exc)) from None
-    rows = Catalog(run).query(
-        "SELECT m.model, m.layer, m.stimulus, j.stage, j.kind, j.output FROM metamers m "
-        "JOIN jobs j ON j.output = m.result_file JOIN validation v ON v.metamer_id = m.id "
-        "WHERE v.accepted = 1 ORDER BY j.rowid, m.item"
-    )
-    return rows, plan
+    return rundir.metamers(accepted_only=True), plan
 
 
 def _write_png(src: Path, dst: Path) -> tuple[int, int]:
@@ -261,9 +256,9 @@ def _build(
     completion_code: str | None,
     seed: int,
 ) -> dict:
-    from metamers.runs.run import media_path
 
-    ext = "png" if kind == "image" else "wav"
+    media = modality(kind)
+    ext = media.suffix.lstrip(".")
     (out / "stimuli").mkdir(parents=True, exist_ok=True)
     taken: set[str] = set()
     stimuli: dict[str, dict] = {}
@@ -307,12 +302,12 @@ def _build(
             conditions.append({"id": cid, "model": r["model"], "stage": r["stage"], "layer": r["layer"]})
             pools[cid] = []
         pools[index[key]].append(
-            add(run / media_path(r["model"], r["stage"], r["stimulus"], kind), index[key], r["stimulus"])
+            add(run / media.media_path(r["model"], r["stage"], r["stimulus"]), index[key], r["stimulus"])
         )
     sources = list(dict.fromkeys(r["stimulus"] for r in rows))
     first_model = {s: next(r["model"] for r in rows if r["stimulus"] == s) for s in sources}
     conditions.append({"id": "natural", "model": None, "stage": "natural", "layer": None})
-    pools["natural"] = [add(run / media_path(first_model[s], "original", s, kind), "natural", s) for s in sources]
+    pools["natural"] = [add(run / media.media_path(first_model[s], "original", s), "natural", s) for s in sources]
     if len(shapes) > 1:
         (a, fa), (b, fb) = list(shapes.items())[:2]
         what = "pictures" if kind == "image" else "sounds"
@@ -433,7 +428,7 @@ def _practice(
         return ids
     import soundfile as sf
 
-    from metamers.runs.audio import word_clips
+    from metamers.audio.clips import word_clips
 
     words = [w for w in _PRACTICE_WORDS if w not in sources][:n]
     if len(words) < n:

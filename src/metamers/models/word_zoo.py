@@ -18,8 +18,8 @@ from safetensors.torch import load_file, save_file
 
 from metamers._files import sha256_file
 from metamers.audio.cochleagram import Cochleagram, CochleagramSettings
+from metamers.audio.word_nets import WordNet
 from metamers.models.base import Preprocessed, ZooModel
-from metamers.models.word_nets import WordNet
 
 __all__ = [
     "COCHLEAGRAM_VIEW",

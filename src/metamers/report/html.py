@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["PAPER", "figure5_trend", "write_report"]
+from metamers._files import atomic_write
+from metamers.modality import modality
+from metamers.runs.rundir import RunDir
+from metamers.transfer import figure5_trend
+
+__all__ = ["PAPER", "write_report"]
 
 PAPER = {"iterations": 15000, "pairs": 1_000_000}
 """The paper's settings, which the report compares a run's with."""
@@ -71,104 +75,21 @@ def _table(rows: Sequence[dict], columns: Sequence[tuple[str, str]], left: Seque
     return f'<table class="data"><tr>{head}</tr>{"".join(body)}</table>'
 
 
-def figure5_trend(cells: Sequence[dict], stages: dict | None = None) -> list[dict]:
-    """Per generating model and label space: do OTHER trained networks recognize its early metamers more often?
-
-    The paper's Figure 5: metamers from early layers of one network are recognized by other networks; those from
-    late layers are not.  For each trained generator, over the recognizers that are neither the generator itself
-    nor random networks, this compares the mean proportion recognized at the first generation layer with that at
-    the last.
-
-    Parameters
-    ----------
-    cells : sequence of dict
-        Transfer rows (``catalog.sqlite`` table ``transfer``), generation layers in depth order.  Cells without
-        accepted metamers (``proportion`` None) are left out.
-    stages : dict, optional
-        ``{(generator, layer): stage name}``, to name the layers as the plan did.
-
-    Returns
-    -------
-    list of dict
-        ``{"generator", "space", "first", "last", "early", "late", "shown", "verdict", "recognizers", "text"}``:
-        ``verdict`` is ``"shown"`` when the fall from the first to the last layer exceeds twice its bootstrap standard
-        error (the cells' ``sem``), ``"unclear"`` when it falls by less, ``"not shown"`` when it does not fall.
-
-    Examples
-    --------
-    >>> cells = [dict(generator="a", layer=lay, recognizer="b", label_space="imagenet", own=0, proportion=p)
-    ...          for lay, p in (("l1", 0.8), ("l9", 0.1))]
-    >>> figure5_trend(cells)[0]["shown"]
-    True
-    """
-    out = []
-    stages = stages or {}
-    cells = [c for c in cells if c.get("proportion") is not None]
-    for gen in dict.fromkeys(c["generator"] for c in cells):
-        if gen.endswith("-random"):
-            continue
-        for space in dict.fromkeys(c["label_space"] for c in cells if c["generator"] == gen):
-            sel = [c for c in cells if c["generator"] == gen and c["label_space"] == space]
-            others = [c for c in sel if not c["own"] and not c["recognizer"].endswith("-random")]
-            layers = list(dict.fromkeys(c["layer"] for c in sel))
-            if not others or len(layers) < 2:
-                continue
-            first, last = layers[0], layers[-1]
-            name = {lay: stages.get((gen, lay), lay) for lay in (first, last)}
-
-            def mean(layer: str, key: str = "proportion", others: list = others) -> float:
-                vals = [c.get(key) or 0.0 for c in others if c["layer"] == layer]
-                return sum(vals) / len(vals) if vals else float("nan")
-
-            early, late = mean(first), mean(last)
-            # the bootstrap SEM of each mean (the recognizers' SEMs averaged: they judge the same stimuli)
-            spread = math.hypot(mean(first, "sem"), mean(last, "sem"))
-            shown = early - late > 2 * spread
-            verdict = "shown" if shown else ("unclear" if early > late else "not shown")
-            recs = sorted({c["recognizer"] for c in others})
-            judged = {
-                "shown": "the paper's Figure 5 trend (recognition by other networks falls with depth) holds here"
-                + (f", the fall more than twice its standard error (±{spread:.0%})." if spread else "."),
-                "unclear": f"it falls with depth, as in the paper's Figure 5, but by less than twice its standard "
-                f"error (±{spread:.0%}): too few stimuli to tell; more stimuli would (the plan's [stimuli]).",
-                "not shown": "these data do NOT show the paper's Figure 5 trend.",
-            }
-            text = (
-                f"{', '.join(recs)} recognized {early:.0%} of the {gen} metamers from its first generation layer "
-                f"({name[first]}) and {late:.0%} of those from its last ({name[last]}) [{space} labels]: "
-                + judged[verdict]
-            )
-            out.append(
-                {
-                    "generator": gen,
-                    "space": space,
-                    "first": first,
-                    "last": last,
-                    "early": early,
-                    "late": late,
-                    "shown": shown,
-                    "verdict": verdict,
-                    "recognizers": recs,
-                    "text": text,
-                }
-            )
-    return out
+def _media(kind: str, model: str, stage: str, stimulus: str, lazy: bool = True) -> tuple[str, str]:
+    """(the file a person sees or hears, its HTML): a picture, or a sound to play under its cochleagram."""
+    m = modality(kind)
+    path = m.media_path(model, stage, stimulus)
+    load = ' loading="lazy"' if lazy else ""
+    if kind == "image":
+        return path, f'<img class="image" loading="lazy" src="{_e(path)}" alt="{_e(stimulus)} {_e(stage)}">'
+    picture = f'<img class="coch"{load} src="{_e(m.cochleagram_path(model, stage, stimulus))}" alt="cochleagram">'
+    if not m.playable:  # optimised on the cochleagram: nothing to play
+        return path, picture
+    return path, picture + f'<audio controls preload="none" src="{_e(path)}"></audio>'
 
 
 def _cell(directory: Path, m: dict, kind: str) -> str:
-    from metamers.runs.run import media_path
-
-    path = media_path(m["model"], m["stage"], m["stimulus"], kind)
-    if kind == "image":
-        media = f'<img class="image" loading="lazy" src="{_e(path)}" alt="{_e(m["stimulus"])} {_e(m["stage"])}">'
-    elif kind == "cochleagram":  # optimised on the cochleagram: nothing to play
-        media = f'<img class="coch" loading="lazy" src="{_e(path)}" alt="cochleagram">'
-    else:
-        coch = path[: -len(".wav")] + "_cochleagram.png"
-        media = (
-            f'<img class="coch" loading="lazy" src="{_e(coch)}" alt="cochleagram">'
-            f'<audio controls preload="none" src="{_e(path)}"></audio>'
-        )
+    path, media = _media(kind, m["model"], m["stage"], m["stimulus"])
     if not (directory / path).exists():
         return '<td><span class="note">missing</span></td>'
     if m.get("accepted") is None:
@@ -191,24 +112,12 @@ def _median_iterations(rows: list[dict]) -> int | str:
 def _model_section(
     directory: Path, model: str, kind: str, rows: list[dict], stages: list[str], names: list[str]
 ) -> str:
-    from metamers.runs.run import media_path
-
     by = {(r["stage"], r["stimulus"]): r for r in rows}
     head = "<tr><th></th><th>original</th>" + "".join(f"<th>{_e(s)}</th>" for s in stages) + "</tr>"
     body = []
     for n in names:
         label = next((r["label_stimulus"] for r in rows if r["stimulus"] == n and r.get("label_stimulus")), "")
-        orig = media_path(model, "original", n, kind)
-        if kind == "image":
-            o = f'<img class="image" loading="lazy" src="{_e(orig)}" alt="{_e(n)}">'
-        elif kind == "cochleagram":
-            o = f'<img class="coch" src="{_e(orig)}" alt="cochleagram">'
-        else:
-            coch = orig[: -len(".wav")] + "_cochleagram.png"
-            o = (
-                f'<img class="coch" src="{_e(coch)}" alt="cochleagram">'
-                f'<audio controls preload="none" src="{_e(orig)}"></audio>'
-            )
+        _, o = _media(kind, model, "original", n, lazy=False)
         cells = "".join(_cell(directory, by[(s, n)], kind) if (s, n) in by else "<td></td>" for s in stages)
         body.append(
             f'<tr><th class="row">{_e(n)}<br><span class="note">{_e(str(label)[:24])}</span></th>'
@@ -258,7 +167,7 @@ def _model_section(
             '<div class="figs"><h3>Metamer rho against the null, every measured layer (Figure S1)</h3>'
             f'<img src="{_e(null)}" alt="null grid"></div>'
         )
-    what = "sees" if kind == "image" else "hears"
+    what = modality(kind).perceived
     if kind == "cochleagram":
         what = "hears (optimised on the cochleagram, so only the cochleagram is shown)"
     return (
@@ -277,21 +186,11 @@ def write_report(directory: str | os.PathLike) -> Path:
     >>> write_report("runs/first")  # doctest: +SKIP
     PosixPath('runs/first/report.html')
     """
-    from metamers.runs.catalog import Catalog
-    from metamers.runs.run import plan_of
-
-    directory = Path(directory)
-    plan = plan_of(directory)
-    catalog = Catalog(directory)
-    jobs = catalog.query("SELECT * FROM jobs WHERE step='synthesize' ORDER BY rowid")
-    rows = catalog.query(
-        "SELECT m.model, m.layer, m.stimulus, m.result_file, m.final_loss, m.iterations, j.stage, v.accepted, "
-        "v.reason, v.rho_layer, v.rho_logits, v.label_stimulus, v.label_metamer, n.median AS null_median, "
-        "n.max AS null_max "
-        "FROM metamers m JOIN jobs j ON j.output = m.result_file LEFT JOIN validation v ON v.metamer_id = m.id "
-        "LEFT JOIN nulls n ON n.model = m.model AND n.layer = m.layer"
-    )
-    validated = catalog.query("SELECT COUNT(*) AS n FROM validation")[0]["n"]
+    run_dir = RunDir(directory)
+    directory, plan = run_dir.directory, run_dir.plan
+    jobs = run_dir.jobs("synthesize")
+    rows = run_dir.metamers()
+    validated = run_dir.validated()
     kinds = {j["model"]: j["kind"] for j in jobs}
     known = {(r["model"], r["stage"], r["stimulus"]) for r in rows}
     for j in jobs:  # metamers synthesized but not validated yet still appear in the grid
@@ -301,7 +200,7 @@ def write_report(directory: str | os.PathLike) -> Path:
             if (j["model"], j["stage"], s) not in known:
                 rows.append({"model": j["model"], "stage": j["stage"], "stimulus": s, "layer": "", "accepted": None})
     run = json.loads((directory / "run.json").read_text()) if (directory / "run.json").exists() else {}
-    transfer = catalog.query("SELECT * FROM transfer")
+    transfer = run_dir.transfer()
     kinds = {j["model"]: j["kind"] for j in jobs}
 
     # findings
@@ -345,7 +244,7 @@ def write_report(directory: str | os.PathLike) -> Path:
                 short.append(f"{kind} metamers ran {s.iterations:,} iterations (the paper: {PAPER['iterations']:,})")
     if plan.pairs < PAPER["pairs"]:
         short.append(f"each null has {plan.pairs:,} pairs (the paper: {PAPER['pairs']:,})")
-    state = {r["name"]: r["state"] for r in catalog.query("SELECT name, state FROM jobs")}
+    state = {r["name"]: r["state"] for r in run_dir.jobs()}
     unfinished = [n for n, s in state.items() if s not in ("done", "skipped") and n != "report"]
 
     parts = [
@@ -442,11 +341,7 @@ def write_report(directory: str | os.PathLike) -> Path:
         "validation_table.csv</a> · <a href='transfer.csv'>transfer.csv</a> · <a href='run.log'>run.log</a></p>"
         "</section></main></body></html>"
     )
-    path = directory / "report.html"
-    tmp = path.with_name("report.html.tmp")
-    tmp.write_text("".join(parts))
-    os.replace(tmp, path)
-    return path
+    return atomic_write(directory / "report.html", "".join(parts))
 
 
 def _settings_text(plan, kinds: dict) -> str:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from metamers.audio.clips import word_clips
+from metamers.modality import modality
 from metamers.models import ZooModel
 from metamers.runs.plan import Plan
 from metamers.synthesis import SynthesisResult
@@ -27,17 +29,15 @@ __all__ = [
 
 
 def media_path(model: str, stage: str, stimulus: str, kind: str) -> str:
-    """Where a run keeps what a person sees or hears of a metamer (``stage="original"`` for the stimulus).
+    """Where a run keeps what a person sees or hears of a metamer (``stage="original"`` for the stimulus):
+    :meth:`metamers.modality.Modality.media_path`.
 
     Examples
     --------
     >>> media_path("efficientnet-lite0", "block_2", "chelsea", "image")
     'media/efficientnet-lite0/block_2/chelsea.png'
-
-    Sounds are WAV files (with ``<stimulus>_cochleagram.png`` beside them); metamers of a cochleagram view are the
-    cochleagram image itself.
     """
-    return f"media/{model}/{stage}/{stimulus}.{'wav' if kind == 'audio' else 'png'}"
+    return modality(kind).media_path(model, stage, stimulus)
 
 
 def media_files(kind: str, model: str, stage: str, names: Sequence[str]) -> list[str]:
@@ -49,12 +49,8 @@ def media_files(kind: str, model: str, stage: str, names: Sequence[str]) -> list
     >>> media_files("audio", "word-standard", "conv_0", ["may"])
     ['media/word-standard/conv_0/may.wav', 'media/word-standard/conv_0/may_cochleagram.png']
     """
-    out = []
-    for n in names:
-        out.append(media_path(model, stage, n, kind))
-        if kind == "audio":
-            out.append(f"media/{model}/{stage}/{n}_cochleagram.png")
-    return out
+    m = modality(kind)
+    return [f for n in names for f in m.media_files(model, stage, n)]
 
 
 def sample_rate(zoo: ZooModel) -> int:
@@ -76,7 +72,6 @@ def natural_stimuli(plan: Plan, zoo: ZooModel, out: Path | None) -> torch.Tensor
         for i, n in enumerate(names if out is not None else ()):
             save_png(x[i], out / media_path(zoo.name, "original", n, "image"))
         return x
-    from metamers.runs.audio import word_clips
 
     def clips(n_samples: int) -> torch.Tensor:
         if found is None:
@@ -143,7 +138,8 @@ def _write_audio(
     for i, n in enumerate(names):
         wav = out / media_path(zoo.name, stage, n, "audio")
         write_wav(wav, x[i], coch.settings.sr)
-        cochleagram_image(c[i, 0], wav.with_name(f"{n}_cochleagram.png"), vmax=float(top[i]))
+        picture = modality("audio").cochleagram_path(zoo.name, stage, n)
+        cochleagram_image(c[i, 0], out / picture, vmax=float(top[i]))
 
 
 def write_media(zoo: ZooModel, result: SynthesisResult, job, out: Path) -> None:

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from metamers.modality import modality
 from metamers.runs.own import MODEL_KEYS, OwnInputError, files_of, own_model, own_stimuli
 from metamers.settings import PRESETS, SynthesisSettings
 from metamers.stimuli.files import StimulusFiles
@@ -123,12 +124,11 @@ _MODEL = {"name", "layers"} | MODEL_KEYS
 _SETTINGS = set(SynthesisSettings.__dataclass_fields__)
 _SPEECH = ("recorded", "espeak-ng", "flite")
 _DEFAULT_PRESET = {"image": "fidelity", "audio": "feather2019_audio"}
-_STOP_ON = {"image": "8-bit", "audio": "16-bit", "cochleagram": "float"}
 
 
 def _modality(kind: str) -> str:
     """A model kind's modality: a cochleagram view of a word network is synthesized with the audio settings."""
-    return "audio" if kind in ("audio", "cochleagram") else "image"
+    return modality(kind).family
 
 
 @dataclass(frozen=True)
@@ -184,7 +184,7 @@ class Plan:
         if kind == "cochleagram":
             s.update(self.synthesis.get("cochleagram", {}))
         if "stop_on" not in s:  # the fidelity test judges what validation will: the PNG, the WAV, the cochleagram
-            s["stop_on"] = _STOP_ON[kind]
+            s["stop_on"] = modality(kind).resolution
         kind = _modality(kind)
         s.pop("checkpoint_every", None)
         preset = s.pop("preset", _DEFAULT_PRESET[kind])

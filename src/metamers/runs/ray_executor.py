@@ -17,17 +17,17 @@ import os
 from pathlib import Path
 
 from metamers.runs.catalog import Catalog
+from metamers.runs.jobs import execute_job, mark_running, record
+from metamers.runs.rundir import RunError
 
 __all__ = ["require_ray", "run_on_ray"]
 
 
 def require_ray():
-    """The ``ray`` module, or a :class:`~metamers.runs.run.RunError` that says how to install it."""
+    """The ``ray`` module, or a :class:`~metamers.runs.rundir.RunError` that says how to install it."""
     try:
         import ray
     except ImportError as e:
-        from metamers.runs.run import RunError
-
         raise RunError(
             "the ray executor needs Ray, which is not installed: pip install 'metamers[ray]' (or run without "
             "--executor ray, in this process)."
@@ -39,8 +39,6 @@ def _task(job, plan, out: str, threads: int) -> dict:
     """One job in a Ray worker: torch limited to the CPUs Ray gave the task; the GPU when it was given one."""
     import ray
     import torch
-
-    from metamers.runs.jobs import execute_job
 
     torch.set_num_threads(max(1, threads))
     device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
@@ -95,8 +93,6 @@ def run_on_ray(
         Retries of a task whose worker died.
     """
     global _started_here
-    from metamers.runs.jobs import mark_running, record
-
     ray = connect(address, workers)
     gpus = ray.cluster_resources().get("GPU", 0)
     options = {"num_cpus": 1, "num_gpus": 1} if gpus else {"num_cpus": 1}

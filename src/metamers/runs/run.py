@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from metamers._device import resolve_device
+from metamers._files import atomic_write
 from metamers.models import ZooModel
 from metamers.runs.catalog import Catalog
 from metamers.runs.jobs import (
@@ -45,7 +46,8 @@ from metamers.runs.lock import run_lock
 from metamers.runs.media import media_path, natural_stimuli
 from metamers.runs.own import register_plan_models
 from metamers.runs.plan import ModelPlan, Plan, PlanError, load_plan, plan_toml
-from metamers.runs.session import Bar, atomic_write, record_session
+from metamers.runs.rundir import RunError, plan_of
+from metamers.runs.session import Bar, record_session
 from metamers.runs.status import format_status, run_status
 
 __all__ = ["RunError", "execute_job", "format_status", "media_path", "plan_of", "run_plan", "run_status"]
@@ -54,28 +56,8 @@ _STEP_WEIGHT = {"validate": 0.15, "transfer": 0.05, "report": 0.01}
 """Work of the steps after synthesis, as a fraction of the synthesis iterations (for the progress estimate)."""
 
 
-class RunError(RuntimeError):
-    """A run that cannot start or go on; the message says why and what to do."""
-
-
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_.@" else "_" for c in name)
-
-
-def plan_of(directory: str | os.PathLike) -> Plan:
-    """The plan a run directory was started with; its own models are registered by name (so that everything that
-    reads the run can load them)."""
-    directory = Path(directory)
-    if (directory / "plan.toml").is_file():
-        plan = load_plan(directory / "plan.toml")
-    elif (directory / "plan.json").is_file():
-        plan = Plan.from_dict(json.loads((directory / "plan.json").read_text()))
-    else:
-        plan = None
-    if plan is not None:
-        register_plan_models(plan)
-        return plan
-    raise RunError(f"{directory} is not a run directory (no plan.toml); start one with `metamers run PLAN --out DIR`.")
 
 
 def _fix_plan(out: Path, plan: Plan, text: str | None) -> None:

@@ -11,15 +11,16 @@ from pathlib import Path
 
 import torch
 
+from metamers._files import atomic_write
 from metamers.runs.catalog import Catalog
 
-__all__ = ["Bar", "atomic_write", "record_session"]
+__all__ = ["Bar", "record_session"]
 
 
 def _provenance(device: str) -> dict:
     import numpy
 
-    from metamers.synthesis import _version
+    from metamers.synthesis import metamers_version
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -31,7 +32,7 @@ def _provenance(device: str) -> dict:
         pass
     gpu = torch.cuda.get_device_name(0) if device.startswith("cuda") else None
     return {
-        "metamers": _version(),
+        "metamers": metamers_version(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": numpy.__version__,
@@ -89,9 +90,3 @@ def record_session(out: Path, device: str, t0: float, seconds: float, catalog: C
     info["sessions"].append({"started": t0, "seconds": seconds, "pid": os.getpid(), "host": socket.gethostname()})
     info["steps"] = {r["name"]: r["seconds"] for r in catalog.query("SELECT name, seconds FROM jobs")}
     atomic_write(path, json.dumps(info, indent=2))
-
-
-def atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

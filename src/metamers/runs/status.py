@@ -8,7 +8,8 @@ import socket
 from pathlib import Path
 
 from metamers._files import safetensors_problem
-from metamers.runs.catalog import Catalog
+from metamers.modality import modality
+from metamers.runs.rundir import RunDir
 
 __all__ = ["format_status", "run_status"]
 
@@ -28,8 +29,6 @@ def _alive(pid: int | None, host: str | None) -> bool:
 def _check_files(directory: Path, plan, rows: list[dict]) -> tuple[list[tuple[str, str]], list[str]]:
     """Done synthesis jobs whose result is missing or damaged (reported, and counted as pending: the next run redoes
     them), and the media files missing from done jobs (the next run writes them again)."""
-    from metamers.runs.media import media_files
-
     batch_file = directory / "batch.json"
     batch = int(json.loads(batch_file.read_text())["batch"]) if batch_file.exists() else None
     damaged, missing = [], []
@@ -47,7 +46,7 @@ def _check_files(directory: Path, plan, rows: list[dict]) -> tuple[list[tuple[st
             if r["kind"] not in stimuli:  # once per kind: with stimulus files, each call reads the folder
                 stimuli[r["kind"]] = plan.stimuli(r["kind"])
             names = stimuli[r["kind"]][r["batch"] * batch : (r["batch"] + 1) * batch]
-            files = media_files(r["kind"], r["model"], r["stage"], names)
+            files = [f for n in names for f in modality(r["kind"]).media_files(r["model"], r["stage"], n)]
             missing += [f for f in files if not (directory / f).exists()]
     return damaged, missing
 
@@ -66,28 +65,14 @@ def run_status(directory: str | os.PathLike) -> dict:
         ``{"plan": name, "stages": [{"model", "stage", "done", "running", "failed", "pending", "interrupted",
         "batches", "metamers", "accepted"}], "steps": {name: state}, "failed": [(job, error)], "log": path}``.
     """
-    from metamers.runs.run import plan_of
-
-    directory = Path(directory)
-    plan = plan_of(directory)
-    if not (directory / "catalog.sqlite").exists():
-        catalog = None
-    else:
-        catalog = Catalog(directory, readonly=True)
-    rows = catalog.query("SELECT * FROM jobs ORDER BY rowid") if catalog is not None else []
+    run = RunDir(directory, readonly=True)
+    directory, plan = run.directory, run.plan
+    rows = run.jobs()
     for r in rows:
         if r["state"] == "running" and not _alive(r["pid"], r["host"]):
             r["state"] = "interrupted"
     damaged, missing = _check_files(directory, plan, rows)
-    query = catalog.query if catalog is not None else lambda *_: []
-    accepted = {
-        (a["model"], a["stage"]): a
-        for a in query(
-            "SELECT j.model, j.stage, COUNT(v.metamer_id) AS n, COALESCE(SUM(v.accepted), 0) AS accepted FROM jobs j "
-            "JOIN metamers m ON m.result_file = j.output JOIN validation v ON v.metamer_id = m.id "
-            "WHERE j.step='synthesize' GROUP BY j.model, j.stage"
-        )
-    }
+    accepted = run.accepted_by_stage()
     stages: dict[tuple[str, str], dict] = {}
     for r in rows:
         if r["step"] != "synthesize":

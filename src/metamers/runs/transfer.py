@@ -10,12 +10,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from metamers.modality import as_presented, modality
 from metamers.models import CATEGORIES, ZooModel, decision_16, imagenet_labels, load
 from metamers.models.user import register_result_models
-from metamers.report.figures import transfer_curves, transfer_matrix
 from metamers.runs.catalog import Catalog
 from metamers.runs.lock import run_lock
-from metamers.runs.validate import as_presented
 from metamers.stimuli import IMAGES
 from metamers.synthesis import SynthesisResult
 from metamers.taps import list_layers
@@ -164,7 +163,7 @@ def _transfer(directory: Path, recognizers: list[str], source: str, spaces: Sequ
     ):
         gen = res.extra["model"]
         gz = zoo(gen)
-        audio = gz.kind in ("audio", "cochleagram")
+        audio = modality(gz.kind).is_sound
         keep = accepted[f]
         names = res.extra.get("stimuli", [str(i) for i in range(len(res))])
         given = res.extra.get("labels") or [None] * len(names)  # the user's labels of their stimulus files
@@ -206,6 +205,8 @@ def _transfer(directory: Path, recognizers: list[str], source: str, spaces: Sequ
         w = csv.DictWriter(fh, fieldnames=list(cells[0].as_dict()) if cells else ["generator"])
         w.writeheader()
         w.writerows(c.as_dict() for c in cells)
+    from metamers.report.figures import transfer_curves, transfer_matrix  # the report draws, as a step
+
     figures = []
     for space in dict.fromkeys(c.label_space for c in cells):
         sel = [c for c in cells if c.label_space == space]

@@ -17,61 +17,24 @@ import numpy as np
 import torch
 
 from metamers._files import DamagedFile, set_aside
+from metamers.modality import as_presented, modality
 from metamers.models import ZooModel, load
 from metamers.models.user import register_result_models
 from metamers.nulls import NullStore, compute_nulls
-from metamers.report.figures import null_grid
 from metamers.runs.catalog import Catalog
 from metamers.runs.lock import run_lock
 from metamers.stimuli import NULL_IMAGES, CropFlip, augmented_batches, full_images
 from metamers.stimuli.files import StimulusFiles
 from metamers.synthesis import SynthesisResult
 from metamers.taps import list_layers
-from metamers.validation import MIN_PAIRS, AcceptanceRule, compare_layers, summary_table, table_csv, verdict
+from metamers.validation import MIN_PAIRS, AcceptanceRule, compare_layers, verdict
 
 __all__ = [
     "MIN_PAIRS",
-    "as_displayed",
-    "as_presented",
-    "as_written",
     "clips_for_pairs",
     "images_per_source",
     "validate_dir",
 ]
-
-
-def as_displayed(x: torch.Tensor) -> torch.Tensor:
-    """Images as an 8-bit PNG holds them (what a person sees): ``round(x * 255) / 255``.
-
-    Examples
-    --------
-    >>> round(as_displayed(torch.tensor([0.1234])).item() * 255, 4)
-    31.0
-    """
-    return (x.clamp(0, 1) * 255).round() / 255
-
-
-def as_written(x: torch.Tensor) -> torch.Tensor:
-    """Waveforms as a 16-bit WAV holds them (what a person hears): ``round(x * 32767) / 32767``.
-
-    Examples
-    --------
-    >>> round(as_written(torch.tensor([0.5])).item() * 32767, 3)
-    16384.0
-    """
-    return (x.clamp(-1, 1) * 32767).round() / 32767
-
-
-def as_presented(x: torch.Tensor, kind: str) -> torch.Tensor:
-    """What a person sees or hears of a model's input: 8-bit images, 16-bit waveforms; cochleagrams (which are never
-    played) as they are.
-
-    Examples
-    --------
-    >>> as_presented(torch.tensor([0.3]), "cochleagram").item() == as_presented(torch.tensor([0.3]), "audio").item()
-    False
-    """
-    return as_written(x) if kind == "audio" else as_displayed(x) if kind == "image" else x
 
 
 def clips_for_pairs(n_pairs: int) -> int:
@@ -109,10 +72,10 @@ def _nulls(
     catalog: Catalog,
     null_files: Mapping[str, StimulusFiles] | None = None,
 ) -> dict[str, torch.Tensor]:
-    own = (null_files or {}).get("audio" if zoo.kind in ("audio", "cochleagram") else "image")
+    own = (null_files or {}).get(modality(zoo.kind).family)
     if own is not None:
         base, make = _own_null_source(zoo, n_pairs, seed, own)
-    elif zoo.kind in ("audio", "cochleagram"):
+    elif modality(zoo.kind).is_sound:
         from metamers.runs.media import sample_rate
 
         if zoo.kind == "audio" and (zoo.input_shape[-1], sample_rate(zoo)) != (40000, 20000):
@@ -335,6 +298,9 @@ def _validate(
 
     catalog = Catalog(directory, repair=True)
     store = NullStore(directory / "nulls")
+    from metamers.report.figures import null_grid  # the report draws and tabulates, as a step of the run
+    from metamers.report.tables import summary_table, table_csv
+
     records, figures = [], []
     for model, model_files in by_model.items():
         zoo = load(model)
