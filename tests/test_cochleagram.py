@@ -101,10 +101,10 @@ def test_gradients_are_finite_through_silence_and_the_compression(coch):
 
 
 def test_compression_gradient_is_clipped():
-    from metamers.audio.cochleagram import _ClippedPower
+    from metamers.audio.cochleagram import clipped_power
 
     x = torch.tensor([0.0, 1e-6, 1.0], requires_grad=True)
-    _ClippedPower.apply(x, 0.3, 1.0).sum().backward()
+    clipped_power(x, 0.3, 1.0).sum().backward()
     assert x.grad.tolist()[0] == pytest.approx(1.0)
     assert x.grad.tolist()[1] == pytest.approx(1.0)
     assert x.grad.tolist()[2] == pytest.approx(0.3)

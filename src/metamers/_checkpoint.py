@@ -1,14 +1,86 @@
-"""Atomic checkpoint files: written to a temporary name, flushed, then renamed over the old one."""
+"""The state of a synthesis loop, and its checkpoint files (written atomically: a temporary name, flushed, renamed)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from metamers._files import DamagedFile, atomic_path, set_aside
 
-__all__: list[str] = []
+__all__ = ["LoopState"]
+
+
+@dataclass
+class LoopState:
+    """Everything a synthesis loop carries from one iteration to the next, beside the optimiser's own state: the
+    metamers, which items still run, when and why each stopped, the recorded losses, the last checked point, the
+    iteration and the time spent. A checkpoint is this state and the optimiser's, so a resumed loop goes on exactly.
+
+    Examples
+    --------
+    >>> st = LoopState.fresh(torch.zeros(2, 3), iterations=10)
+    >>> st.stop_reason, int(st.active.sum())
+    (['completed', 'completed'], 2)
+    >>> back = LoopState.from_checkpoint(st.to_checkpoint("abc", {}), torch.zeros(2, 3), "cpu")
+    >>> back.stop_iteration, back.iteration
+    ([10, 10], 0)
+    """
+
+    x: torch.Tensor
+    active: torch.Tensor
+    stop_iteration: list[int]
+    stop_reason: list[str]
+    snapshot: torch.Tensor
+    snapshot_it: int = 0
+    history: list[torch.Tensor] = field(default_factory=list)
+    record_its: list[int] = field(default_factory=list)
+    iteration: int = 0
+    elapsed_s: float = 0.0
+
+    @classmethod
+    def fresh(cls, x: torch.Tensor, iterations: int) -> LoopState:
+        """The state before the first iteration: every item running, each to run all ``iterations``."""
+        n = x.shape[0]
+        active = torch.ones(n, dtype=torch.bool, device=x.device)
+        return cls(x, active, [iterations] * n, ["completed"] * n, x.detach().clone())
+
+    def to_checkpoint(self, fingerprint: str, optimizer: dict, elapsed_s: float | None = None) -> dict:
+        """The checkpoint's contents (tensors on the CPU): this state, the optimiser's, and the synthesis's
+        fingerprint (a resume checks it)."""
+        return {
+            "fingerprint": fingerprint,
+            "iteration": self.iteration,
+            "x": self.x.detach().cpu().contiguous(),
+            "optimizer": optimizer,
+            "active": self.active.cpu(),
+            "stop_iteration": self.stop_iteration,
+            "stop_reason": self.stop_reason,
+            "history": [h.cpu() for h in self.history],
+            "record_its": self.record_its,
+            "snapshot": self.snapshot.cpu(),
+            "snapshot_it": self.snapshot_it,
+            "elapsed_s": self.elapsed_s if elapsed_s is None else elapsed_s,
+        }
+
+    @classmethod
+    def from_checkpoint(cls, state: dict, x: torch.Tensor, device: torch.device | str) -> LoopState:
+        """The state a checkpoint holds, its metamers copied into ``x`` (the tensor being optimised)."""
+        with torch.no_grad():
+            x.copy_(state["x"].to(device))
+        return cls(
+            x=x,
+            active=state["active"].to(device),
+            stop_iteration=list(state["stop_iteration"]),
+            stop_reason=list(state["stop_reason"]),
+            snapshot=state["snapshot"].to(device),
+            snapshot_it=int(state["snapshot_it"]),
+            history=[h.to(device) for h in state["history"]],
+            record_its=list(state["record_its"]),
+            iteration=int(state["iteration"]),
+            elapsed_s=float(state["elapsed_s"]),
+        )
 
 
 def save_checkpoint(path: Path, state: dict) -> None:

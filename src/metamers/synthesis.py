@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from metamers import noise
-from metamers._checkpoint import resume_state, save_checkpoint
+from metamers._checkpoint import LoopState, resume_state, save_checkpoint
 from metamers._device import resolve_device
 from metamers._fastpath import channels_last, folded_batchnorm, has_conv2d
 from metamers._files import DamagedFile, atomic_path
@@ -430,13 +430,7 @@ def _optimise(
         opt = BatchLBFGS([x], lr=s.lr, bounds=s.bounds)
     else:
         opt = adam([x], s.lr) if s.optimizer == "adam" else L2Step([x], lr=s.lr)
-    active = torch.ones(n, dtype=torch.bool, device=device)
-    stop_iteration = [s.iterations] * n
-    stop_reason = ["completed"] * n
-    history: list[torch.Tensor] = []
-    record_its: list[int] = []
-    snapshot, snapshot_it = x.detach().clone(), 0
-    start, elapsed = 0, 0.0
+    st = LoopState.fresh(x, s.iterations)
 
     ckpt = Path(checkpoint) if checkpoint is not None else None
     state = resume_state(ckpt)
@@ -446,37 +440,19 @@ def _optimise(
                 f"checkpoint {ckpt} was written by a different synthesis (settings, layer, stimuli or initial noise "
                 "differ); delete it or pass another checkpoint path."
             )
-        with torch.no_grad():
-            x.copy_(state["x"].to(device))
+        st = LoopState.from_checkpoint(state, x, device)
         opt.load_state_dict(state["optimizer"])
-        active = state["active"].to(device)
-        stop_iteration, stop_reason = list(state["stop_iteration"]), list(state["stop_reason"])
-        history = [h.to(device) for h in state["history"]]
-        record_its = list(state["record_its"])
-        snapshot, snapshot_it = state["snapshot"].to(device), int(state["snapshot_it"])
-        start, elapsed = int(state["iteration"]), float(state["elapsed_s"])
+    start, elapsed = st.iteration, st.elapsed_s
+    active, stop_iteration, stop_reason = st.active, st.stop_iteration, st.stop_reason
+    history, record_its = st.history, st.record_its  # the loop appends to these lists in place
 
     def save(iteration: int) -> None:
         if ckpt is None:
             return
-        save_checkpoint(
-            ckpt,
-            {
-                "fingerprint": fingerprint,
-                "iteration": iteration,
-                "x": x.detach().cpu().contiguous(),
-                "optimizer": opt.state_dict(),
-                "active": active.cpu(),
-                "stop_iteration": stop_iteration,
-                "stop_reason": stop_reason,
-                "history": [h.cpu() for h in history],
-                "record_its": record_its,
-                "snapshot": snapshot.cpu(),
-                "snapshot_it": snapshot_it,
-                "elapsed_s": elapsed + (time.perf_counter() - t0),
-            },
-        )
+        st.active, st.snapshot, st.snapshot_it, st.iteration = active, snapshot, snapshot_it, iteration
+        save_checkpoint(ckpt, st.to_checkpoint(fingerprint, opt.state_dict(), elapsed + (time.perf_counter() - t0)))
 
+    snapshot, snapshot_it = st.snapshot, st.snapshot_it
     show = sys.stderr.isatty() if progress is None else progress
     bar = _progress_bar(s.iterations, start, layer, show)
     t0 = time.perf_counter()

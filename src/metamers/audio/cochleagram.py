@@ -26,10 +26,14 @@ from torch import nn
 __all__ = [
     "Cochleagram",
     "CochleagramSettings",
+    "clipped_power",
     "cochleagram",
     "erb_cosine_filters",
     "erb_to_freq",
     "freq_to_erb",
+    "lowpass_downsample",
+    "lowpass_kernel",
+    "subband_envelopes",
 ]
 
 
@@ -194,7 +198,16 @@ def erb_cosine_filters(
     return filters.astype(np.float32), hz
 
 
-def _lowpass_kernel(settings: CochleagramSettings, rate: float, taps: int | None = None) -> np.ndarray:
+def lowpass_kernel(settings: CochleagramSettings, rate: float, taps: int | None = None) -> np.ndarray:
+    """The anti-aliasing filter that takes envelopes at ``rate`` Hz down to the cochleagram's ``env_sr``: a
+    Kaiser-windowed sinc of ``taps`` taps (the settings' window by default), unit gain at DC.
+
+    Examples
+    --------
+    >>> h = lowpass_kernel(CochleagramSettings(), 20000.0)
+    >>> h.size, round(float(h.sum()), 6)
+    (1001, 1.0)
+    """
     """Kaiser-windowed sinc for signals sampled at ``rate``, cut-off at half the envelope rate, unit DC gain."""
     taps = taps or settings.window_size
     half = taps // 2
@@ -202,6 +215,56 @@ def _lowpass_kernel(settings: CochleagramSettings, rate: float, taps: int | None
     cutoff = settings.env_sr / 2 / rate  # cycles per sample
     h = 2 * cutoff * np.sinc(2 * cutoff * t) * np.kaiser(taps, settings.kaiser_beta)
     return (h / h.sum()).astype(np.float32)
+
+
+def subband_envelopes(
+    spectrum: torch.Tensor, filters: torch.Tensor, n: int | None = None, index: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Hilbert envelopes of the subbands: ``|ifft(spectrum * filter)|`` per channel, ``[batch, channels, time]``.
+
+    ``spectrum`` is the one-sided FFT of the waveforms (``[batch, bins]``); ``filters`` the filters' analytic weights
+    (``[channels, bins]``), the envelopes ``n`` points long (the waveforms' length). With ``index`` (``[channels,
+    m]``), each channel takes only its own ``m`` bins (its band shifted to baseband) and its envelope comes out at
+    ``m`` points: the banded method's lower rate.
+
+    Examples
+    --------
+    >>> tone = torch.cos(2 * torch.pi * 8 * torch.arange(64) / 64)  # its envelope is flat at 1
+    >>> env = subband_envelopes(torch.fft.rfft(tone)[None], torch.full((1, 33), 2.0), n=64)
+    >>> env.shape, round(float(env.min()), 4), round(float(env.max()), 4)
+    (torch.Size([1, 1, 64]), 1.0, 1.0)
+    """
+    if index is None:
+        return torch.fft.ifft(spectrum.unsqueeze(1) * filters, n=n).abs()
+    return torch.fft.ifft(spectrum[:, index] * filters).abs()
+
+
+def lowpass_downsample(env: torch.Tensor, kernel: torch.Tensor, half: int, stride: int, frames: int) -> torch.Tensor:
+    """Envelopes ``[batch, channels, time]`` low-passed by ``kernel`` (centred: ``half`` taps each side, zero-padded)
+    and taken every ``stride`` samples, ``frames`` of them.
+
+    Examples
+    --------
+    >>> lowpass_downsample(torch.ones(1, 2, 10), torch.ones(1, 1, 1), 0, 2, 5).shape
+    torch.Size([1, 2, 5])
+    """
+    b, c, n = env.shape
+    pad_right = half + max(frames * stride - n, 0)
+    padded = F.pad(env.reshape(b * c, 1, n), (half, pad_right))
+    return F.conv1d(padded, kernel, stride=stride)[..., :frames].reshape(b, c, frames)
+
+
+def clipped_power(x: torch.Tensor, power: float, clip: float) -> torch.Tensor:
+    """The cochleagram's compression: ``relu(x) ** power``, its derivative clipped to ``[0, clip]`` (finite at 0).
+
+    Examples
+    --------
+    >>> x = torch.tensor([0.0, 1.0], requires_grad=True)
+    >>> clipped_power(x, 0.3, 1.0).sum().backward()
+    >>> x.grad.tolist()
+    [1.0, 0.30000001192092896]
+    """
+    return _ClippedPower.apply(x, power, clip)
 
 
 class _ClippedPower(torch.autograd.Function):
@@ -277,7 +340,7 @@ class Cochleagram(nn.Module):
         self._groups: list[tuple[int, int, int]] = []  # (decimation, kernel half-width, stride)
         if method == "full":
             self.register_buffer("filters", torch.from_numpy(filters), persistent=False)
-            self.register_buffer("kernel", torch.from_numpy(_lowpass_kernel(s, s.sr)).view(1, 1, -1), persistent=False)
+            self.register_buffer("kernel", torch.from_numpy(lowpass_kernel(s, s.sr)).view(1, 1, -1), persistent=False)
             return
         step = s.sr // s.env_sr
         usable = [d for d in _DECIMATIONS if step % d == 0 and s.n_samples % d == 0]
@@ -299,7 +362,7 @@ class Cochleagram(nn.Module):
             m = s.n_samples // d
             idx = np.array([np.arange(starts[c], starts[c] + m) for c in chans])
             w = np.take_along_axis(np.pad(filters[chans], ((0, 0), (0, m))), idx, axis=1)
-            kernel = _lowpass_kernel(s, s.sr / d, taps=(s.window_size // d) | 1)
+            kernel = lowpass_kernel(s, s.sr / d, taps=(s.window_size // d) | 1)
             self.register_buffer(f"_idx{gi}", torch.from_numpy(np.minimum(idx, n_bins - 1)), persistent=False)
             w = torch.from_numpy(w.astype(np.float32) * (m / s.n_samples))  # ifft of m points, not n_samples
             self.register_buffer(f"_w{gi}", w, persistent=False)
@@ -324,28 +387,20 @@ class Cochleagram(nn.Module):
             )
         return waveform.float()
 
-    def _downsample(self, env: torch.Tensor, kernel: torch.Tensor, half: int, stride: int) -> torch.Tensor:
-        b, c, n = env.shape
-        frames = self.settings.n_frames
-        pad_right = half + max(frames * stride - n, 0)
-        padded = F.pad(env.reshape(b * c, 1, n), (half, pad_right))
-        return F.conv1d(padded, kernel, stride=stride)[..., :frames].reshape(b, c, frames)
-
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         s = self.settings
         x = self._check(waveform)
         spectrum = torch.fft.rfft(x, n=s.n_samples)
         if self.method == "full":
-            env = torch.fft.ifft(spectrum.unsqueeze(1) * self.filters, n=s.n_samples).abs()
-            down = self._downsample(env, self.kernel, s.window_size // 2, s.sr // s.env_sr)
+            env = subband_envelopes(spectrum, self.filters, n=s.n_samples)
+            down = lowpass_downsample(env, self.kernel, s.window_size // 2, s.sr // s.env_sr, s.n_frames)
         else:
             parts = []
             for gi, (_, half, stride) in enumerate(self._groups):
                 idx, w, k = getattr(self, f"_idx{gi}"), getattr(self, f"_w{gi}"), getattr(self, f"_k{gi}")
-                env = torch.fft.ifft(spectrum[:, idx] * w).abs()
-                parts.append(self._downsample(env, k, half, stride))
+                parts.append(lowpass_downsample(subband_envelopes(spectrum, w, index=idx), k, half, stride, s.n_frames))
             down = torch.cat(parts, 1).index_select(1, self._order)
-        return _ClippedPower.apply(down.unsqueeze(1), s.power, s.grad_clip)
+        return clipped_power(down.unsqueeze(1), s.power, s.grad_clip)
 
 
 def cochleagram(waveform: torch.Tensor, settings: CochleagramSettings | None = None) -> torch.Tensor:

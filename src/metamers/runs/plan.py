@@ -13,6 +13,7 @@ field with its default; ``metamers run --example`` prints it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tomllib
@@ -237,6 +238,10 @@ class Plan:
         return d
 
 
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Plan) if f.default is not dataclasses.MISSING}
+"""Every plan field's default, defined once (on :class:`Plan`); the reference plan above is tested against them."""
+
+
 def _check_keys(table: Mapping, allowed: set[str], where: str) -> None:
     unknown = sorted(set(table) - allowed)
     if unknown:
@@ -411,10 +416,10 @@ def parse_plan(data: Mapping, base: str | os.PathLike | None = None) -> Plan:
         if key in stim and key not in files:
             field = "images" if key == "image_labels" else "sounds"
             raise PlanError(f"stimuli.{key} labels files: give stimuli.{field} as a folder or glob of files too.")
-    speech = stim.get("speech", "recorded")
+    speech = stim.get("speech", _DEFAULTS["speech"])
     if speech not in _SPEECH:
         raise PlanError(f"stimuli.speech = {speech!r}; choose from {', '.join(_SPEECH)}.")
-    source = val.get("source", "png")
+    source = val.get("source", _DEFAULTS["source"])
     if source not in ("png", "full"):
         raise PlanError(f'validation.source = {source!r}; choose "png" (what a person sees or hears) or "full".')
     batch = data.get("batch", "auto")
@@ -423,24 +428,26 @@ def parse_plan(data: Mapping, base: str | os.PathLike | None = None) -> Plan:
             raise PlanError(f'batch = {batch!r}: give a whole number of stimuli per synthesis job, or "auto".')
         if batch < 1:
             raise PlanError(f'batch = {batch}: give 1 or more stimuli per synthesis job, or "auto".')
-    percentile = val.get("percentile", 100.0)
+    percentile = val.get("percentile", _DEFAULTS["percentile"])
     if isinstance(percentile, bool) or not isinstance(percentile, int | float) or not 0 < percentile <= 100:
         raise PlanError(f"validation.percentile = {percentile!r}: give a number in (0, 100].")
     plan = Plan(
         models=models,
-        name=_str(data.get("name", "metamers"), "name"),
-        seed=_int(data.get("seed", 0), "seed", least=0),
+        name=_str(data.get("name", _DEFAULTS["name"]), "name"),
+        seed=_int(data.get("seed", _DEFAULTS["seed"]), "seed", least=0),
         batch=None if batch == "auto" else batch,
-        images=() if "images" in files else _names(stim.get("images", 4), DEFAULT_IMAGES, IMAGES, "images"),
-        words=_names(stim.get("words", 2), DEFAULT_WORDS, VOCABULARY, "words"),
+        images=()
+        if "images" in files
+        else _names(stim.get("images", len(_DEFAULTS["images"])), DEFAULT_IMAGES, IMAGES, "images"),
+        words=_names(stim.get("words", len(_DEFAULTS["words"])), DEFAULT_WORDS, VOCABULARY, "words"),
         speech=speech,
         synthesis=_synthesis(_table(data.get("synthesis", {}), "[synthesis]")),
-        pairs=_int(val.get("pairs", 1_000_000), "validation.pairs", least=MIN_PAIRS),
+        pairs=_int(val.get("pairs", _DEFAULTS["pairs"]), "validation.pairs", least=MIN_PAIRS),
         percentile=float(percentile),
-        same_label=_bool(val.get("same_label", True), "validation.same_label"),
+        same_label=_bool(val.get("same_label", _DEFAULTS["same_label"]), "validation.same_label"),
         source=source,
         recognizers=_strings(tra.get("recognizers", []), "transfer.recognizers"),
-        spaces=_strings(tra.get("spaces", ["imagenet", "16-way"]), "transfer.spaces", ("imagenet", "16-way")),
+        spaces=_strings(tra.get("spaces", list(_DEFAULTS["spaces"])), "transfer.spaces", _DEFAULTS["spaces"]),
         image_files=files.get("images"),
         image_labels=files.get("image_labels"),
         sound_files=files.get("sounds"),
