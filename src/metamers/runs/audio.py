@@ -17,6 +17,7 @@ import torch
 from metamers.audio.clips import word_clips
 from metamers.audio.signal import write_wav
 from metamers.models import ZooModel, load
+from metamers.runs.jobs import reusable
 from metamers.runs.media import display_cochleagram, sample_rate
 from metamers.settings import SynthesisSettings
 from metamers.synthesis import SynthesisResult, synthesize
@@ -107,7 +108,7 @@ def audio_metamers(
         path = out / f"{zoo.name}_{stage}.safetensors"
         if path.exists():
             r = SynthesisResult.load(path)
-            if r.settings == settings and r.extra.get("stimuli") == names and torch.equal(r.stimuli, x):
+            if reusable(r, settings, x, names, zoo.weights_id):
                 results[stage] = r
                 continue
         r = synthesize(
@@ -119,7 +120,14 @@ def audio_metamers(
             checkpoint_every=checkpoint_every,
             progress=progress,
         )
-        r.extra.update(model=zoo.name, stimuli=names, stage=stage, source=source, model_spec=zoo.provenance.get("spec"))
+        r.extra.update(
+            model=zoo.name,
+            stimuli=names,
+            stage=stage,
+            source=source,
+            model_spec=zoo.provenance.get("spec"),
+            weights_id=zoo.weights_id,
+        )
         r.save(path)
         results[stage] = r
         for i, w in enumerate(names):

@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from metamers.runs.media import initial_noise, media_files, natural_stimuli, wri
 from metamers.runs.own import model_spec, register_plan_models
 from metamers.runs.plan import Plan, PlanError
 from metamers.runs.session import Bar
+from metamers.settings import SynthesisSettings
 from metamers.synthesis import SynthesisResult, synthesize
 
 __all__ = [
@@ -75,6 +76,20 @@ def load_model(name: str) -> ZooModel:
         raise PlanError(str(e).strip('"')) from e
     except (RuntimeError, FileNotFoundError) as e:
         raise PlanError(f"model {name!r} cannot be loaded here: {e}") from e
+
+
+def reusable(
+    result: SynthesisResult, settings: SynthesisSettings, stimuli: torch.Tensor, names: Sequence[str], weights_id: str
+) -> bool:
+    """Whether a finished result is the synthesis asked for now, so that it need not run again: the same settings,
+    the same stimuli (names and values) and the same weights (a user who changed their model's weights gets new
+    metamers; a result from before weights were recorded counts as the same)."""
+    return (
+        result.settings == settings
+        and result.extra.get("stimuli") == list(names)
+        and torch.equal(result.stimuli, stimuli)
+        and result.extra.get("weights_id", weights_id) == weights_id
+    )
 
 
 def fingerprint(*parts: object) -> str:
@@ -170,9 +185,7 @@ def execute_job(
         path = out / job.result
         r = _finished(path)
         if r is not None:
-            same_model = r.extra.get("weights_id", zoo.weights_id) == zoo.weights_id  # the user's new weights: redo
-            same = r.settings == settings and r.extra.get("stimuli") == list(job.names) and torch.equal(r.stimuli, x)
-            if same and same_model:
+            if reusable(r, settings, x, job.names, zoo.weights_id):
                 write_media(zoo, r, job, out)  # it may have been killed between the result and its media
                 return {**info, "state": "done", "reused": True, "seconds": 0.0, "rho": r.layer_rho.tolist()}
         ckpt = out / "checkpoints" / f"{job.stem}.pt"
