@@ -61,7 +61,7 @@ def test_an_early_layer_audio_metamer_matches_its_layer(word_net, tmp_path):
     r = results["conv_0"]
     assert float(r.layer_rho[0]) >= 0.95
     # it started from pink noise at RMS 0.01, and it is written as a WAV a person can play
-    wav, sr = soundfile.read(tmp_path / "wav" / "seven_word-standard_conv_0.wav")
+    wav, sr = soundfile.read(tmp_path / "media" / "word-standard" / "conv_0" / "seven.wav")
     assert sr == 20000 and wav.shape == (40000,) and np.abs(wav).max() > 0
     assert (tmp_path / "figures" / "cochleagrams_word-standard.png").stat().st_size > 10_000
     # a second call finds the finished stage and does not synthesize again

@@ -76,7 +76,10 @@ def test_cli_synthesize_writes_metamers_and_pngs(tmp_path, capsys):
     args = ["synthesize", "efficientnet-lite0", "--layer", "stem", "--photos", "chelsea", "--iterations", "20",
             "--lr", "0.01", "--out", str(out), "--quiet"]  # fmt: skip
     assert main(args) == 0
-    assert (out / "efficientnet-lite0_stem.safetensors").exists() and (out / "png" / "chelsea_stem.png").exists()
+    # laid out as a plan's run: results/ and media/ (what `metamers validate` and the report read)
+    assert (out / "results" / "efficientnet-lite0__stem__b0.safetensors").exists()
+    assert (out / "media" / "efficientnet-lite0" / "stem" / "chelsea.png").exists()
+    assert (out / "media" / "efficientnet-lite0" / "original" / "chelsea.png").exists()
     assert "chelsea: Egyptian cat ->" in capsys.readouterr().out
 
 
@@ -86,7 +89,8 @@ def test_cli_synthesize_stops_on_fidelity(tmp_path, capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "at most 400 iterations" in out and "reached stop_rho 0.9 as an 8-bit image (iteration " in out
-    assert SynthesisResult.load(tmp_path / "efficientnet-lite0_stem.safetensors").stop_iteration[0] < 400
+    result = SynthesisResult.load(tmp_path / "results" / "efficientnet-lite0__stem__b0.safetensors")
+    assert result.stop_iteration[0] < 400
 
 
 @pytest.mark.slow

@@ -200,7 +200,7 @@ def test_the_command_line_synthesizes_a_users_model_on_a_folder_and_validates_it
             "--layer", "1", "--iterations", "5", "--out", str(out), "--quiet"]  # fmt: skip
     assert main(args) == 0
     assert "a-x: 0 ->" in capsys.readouterr().out
-    assert (out / "png" / "b-y_1.png").is_file()
+    assert (out / "media" / "mynet" / "1" / "b-y.png").is_file()  # laid out as a plan's run
     assert main(["validate", str(out), "--pairs", "50"]) == 0  # another command: the result names its model
     assert (out / "figures" / "null_grid_mynet.png").is_file()
     assert main(["synthesize", f"{tmp_path}/nothere.py:build", "--layer", "1"]) == 2

@@ -130,7 +130,7 @@ def test_audio_metamer_at_a_layer(yamnet, tmp_path):
     results = audio_metamers(yamnet, ["seven"], ["layer_2"], tmp_path, iterations=4, lr=0.001, progress=False)
     r = results["layer_2"]
     assert r.metamers.shape == (1, 40000) and r.final_loss < r.losses[0]
-    assert (tmp_path / "wav" / "seven_yamnet_layer_2.wav").exists()
+    assert (tmp_path / "media" / "yamnet" / "layer_2" / "seven.wav").exists()
 
 
 def test_random_twin_is_seeded_and_differs(yamnet):

@@ -15,8 +15,10 @@ __all__ = ["cmd_synthesize"]
 
 
 def cmd_synthesize(args: argparse.Namespace) -> None:
+    from metamers.runs.jobs import Job
+    from metamers.runs.media import write_media, write_originals
     from metamers.settings import SynthesisSettings
-    from metamers.stimuli import load_photos, save_png
+    from metamers.stimuli import load_photos
     from metamers.synthesis import auto_chunk_size, synthesize
 
     zoo = _model_from_spec(
@@ -47,28 +49,35 @@ def cmd_synthesize(args: argparse.Namespace) -> None:
     chunk = auto_chunk_size(device, len(photos))
     print(f"device {device} ({why}); batch {len(photos)} (every stimulus in one optimisation, {chunk} at a time "
           f"through the model); precision {precision} ({pwhy})")  # fmt: skip
+    job = Job(zoo.name, zoo.kind, args.layer, layer, 0, tuple(photos), settings.iterations)  # a plan's layout
     result = synthesize(
         zoo.module,
         x.to(device),
         layer,
         settings,
-        checkpoint=out / "checkpoints" / f"{zoo.name}_{args.layer}.pt",
+        checkpoint=out / "checkpoints" / f"{job.stem}.pt",
         checkpoint_every=args.checkpoint_every,
         progress=None if not args.quiet else False,
         precision=precision,
     )
     _say_speed(result)
-    result.extra.update(model=zoo.name, stimuli=list(photos), model_spec=zoo.provenance.get("spec"))
-    path = result.save(out / f"{zoo.name}_{args.layer}.safetensors")
+    result.extra.update(
+        model=zoo.name,
+        stimuli=list(photos),
+        stage=args.layer,
+        model_spec=zoo.provenance.get("spec"),
+        weights_id=zoo.weights_id,
+    )
+    path = result.save(out / job.result)
     labels = zoo.predict(result.metamers)
     originals = zoo.predict(x)
-    for i, n in enumerate(photos):
-        save_png(result.metamers[i], out / "png" / f"{n}_{args.layer}.png")
+    write_originals(zoo, x, photos, out)
+    write_media(zoo, result, photos, args.layer, out)
     print(result.summary())
     for i, n in enumerate(photos):
         same = "same label" if labels[i] == originals[i] else "label differs"
         print(f"  {n}: {zoo.labels[int(originals[i])]} -> {zoo.labels[int(labels[i])]} ({same})")
-    print(f"wrote {path} and PNGs under {out}")
+    print(f"wrote {path} and PNGs under {out / 'media' / zoo.name}; validate with `metamers validate {out}`")
 
 
 def _synthesize_audio(zoo, args: argparse.Namespace) -> None:
@@ -102,6 +111,6 @@ def _synthesize_audio(zoo, args: argparse.Namespace) -> None:
             f"{stage}: rho at the layer {', '.join(f'{float(v):.3f}' for v in r.layer_rho)}; the network hears {heard}"
         )
     print(
-        f"wrote WAVs under {Path(args.out) / 'wav'} and {Path(args.out) / 'figures'}; validate with "
+        f"wrote WAVs under {Path(args.out) / 'media'} and {Path(args.out) / 'figures'}; validate with "
         f"`metamers validate {args.out}`"
     )

@@ -1,7 +1,8 @@
 """Audio metamers end to end: speech clips -> metamers at each stage -> WAV files, cochleagram figures, validation.
 
-A run directory holds one ``<model>_<stage>.safetensors`` per stage (resumable checkpoints under
-``checkpoints/``), ``wav/`` (the originals and every metamer as 16-bit WAV files a person can play),
+The directory is laid out as a plan's run (:mod:`metamers.runs.run`): ``results/<model>__<stage>__b0.safetensors``
+per stage (resumable checkpoints under ``checkpoints/``), ``media/<model>/<stage>/<word>.wav`` with its cochleagram
+picture (the originals under ``media/<model>/original/``: 16-bit WAV files a person can play),
 ``figures/cochleagrams_<model>.png`` (originals beside their metamers) and, after validation, what
 :func:`metamers.runs.validate.validate_dir` writes (catalog, nulls from random pairs of speech clips, Table S4 rows).
 """
@@ -15,10 +16,9 @@ from pathlib import Path
 import torch
 
 from metamers.audio.clips import word_clips
-from metamers.audio.signal import write_wav
 from metamers.models import ZooModel, load
-from metamers.runs.jobs import reusable
-from metamers.runs.media import display_cochleagram, sample_rate
+from metamers.runs.jobs import Job, reusable
+from metamers.runs.media import display_cochleagram, sample_rate, write_media, write_originals
 from metamers.settings import SynthesisSettings
 from metamers.synthesis import SynthesisResult, synthesize
 
@@ -99,13 +99,13 @@ def audio_metamers(
     sr = sample_rate(zoo)
     x = word_clips(words, source=source, n_samples=zoo.input_shape[-1], sr=sr)
     names = list(words)
-    for i, w in enumerate(names):
-        write_wav(out / "wav" / f"{w}_original.wav", x[i], sr)
+    write_originals(zoo, x, names, out)
     stop_on = "float" if stop_rho is None else "16-bit"  # judged as the WAV holds it
     settings = _settings(iterations, lr, seed, stop_rho=stop_rho, stop_label=stop_label, stop_on=stop_on)
     results: dict[str, SynthesisResult] = {}
     for stage in stages:
-        path = out / f"{zoo.name}_{stage}.safetensors"
+        job = Job(zoo.name, zoo.kind, stage, zoo.layer(stage), 0, tuple(names), settings.iterations)  # a plan's layout
+        path = out / job.result
         if path.exists():
             r = SynthesisResult.load(path)
             if reusable(r, settings, x, names, zoo.weights_id):
@@ -116,7 +116,7 @@ def audio_metamers(
             x,
             zoo.layer(stage),
             settings,
-            checkpoint=out / "checkpoints" / f"{zoo.name}_{stage}.pt",
+            checkpoint=out / "checkpoints" / f"{job.stem}.pt",
             checkpoint_every=checkpoint_every,
             progress=progress,
         )
@@ -130,8 +130,7 @@ def audio_metamers(
         )
         r.save(path)
         results[stage] = r
-        for i, w in enumerate(names):
-            write_wav(out / "wav" / f"{w}_{zoo.name}_{stage}.wav", r.metamers[i], sr)
+        write_media(zoo, r, names, stage, out)
     from metamers.report.figures import cochleagram_grid
 
     coch = display_cochleagram(zoo)

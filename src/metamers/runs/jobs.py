@@ -186,7 +186,8 @@ def execute_job(
         r = _finished(path)
         if r is not None:
             if reusable(r, settings, x, job.names, zoo.weights_id):
-                write_media(zoo, r, job, out)  # it may have been killed between the result and its media
+                # it may have been killed between the result and its media
+                write_media(zoo, r, job.names, job.stage, out)
                 return {**info, "state": "done", "reused": True, "seconds": 0.0, "rho": r.layer_rho.tolist()}
         ckpt = out / "checkpoints" / f"{job.stem}.pt"
         ckpt.parent.mkdir(parents=True, exist_ok=True)
@@ -222,7 +223,7 @@ def execute_job(
             weights_id=zoo.weights_id,
         )
         r.save(path)
-        write_media(zoo, r, job, out)
+        write_media(zoo, r, job.names, job.stage, out)
         ckpt.unlink(missing_ok=True)
         pidfile.unlink(missing_ok=True)
     except Exception as e:

@@ -25,6 +25,7 @@ __all__ = [
     "natural_stimuli",
     "sample_rate",
     "write_media",
+    "write_originals",
 ]
 
 
@@ -64,13 +65,13 @@ def natural_stimuli(plan: Plan, zoo: ZooModel, out: Path | None) -> torch.Tensor
     names = plan.stimuli(zoo.kind)
     found = plan.files(zoo.kind)
     if zoo.kind == "image":
-        from metamers.stimuli import load_photos, save_png
+        from metamers.stimuli import load_photos
         from metamers.stimuli.files import load_image_files
 
         size = zoo.input_shape[-1]
         x = load_image_files(found, size) if found is not None else load_photos(names, size=size)[0]
-        for i, n in enumerate(names if out is not None else ()):
-            save_png(x[i], out / media_path(zoo.name, "original", n, "image"))
+        if out is not None:
+            write_originals(zoo, x, names, out)
         return x
 
     def clips(n_samples: int) -> torch.Tensor:
@@ -84,11 +85,11 @@ def natural_stimuli(plan: Plan, zoo: ZooModel, out: Path | None) -> torch.Tensor
         with torch.no_grad():
             x = zoo.frontend(clips(zoo.frontend.settings.n_samples))
         if out is not None:
-            _write_cochleagrams(zoo, x, names, "original", out, like=x)
+            write_originals(zoo, x, names, out)
         return x
     x = clips(zoo.input_shape[-1])
     if out is not None:
-        _write_audio(zoo, x, names, "original", out)
+        write_originals(zoo, x, names, out)
     return x
 
 
@@ -142,13 +143,24 @@ def _write_audio(
         cochleagram_image(c[i, 0], out / picture, vmax=float(top[i]))
 
 
-def write_media(zoo: ZooModel, result: SynthesisResult, job, out: Path) -> None:
+def write_media(zoo: ZooModel, result: SynthesisResult, names: Sequence[str], stage: str, out: Path) -> None:
+    """What a person sees or hears of a result's metamers, under ``media/<model>/<stage>/`` (a sound's cochleagram
+    on the colour scale of its stimulus's)."""
+    _write(zoo, result.metamers, names, stage, out, like=result.stimuli)
+
+
+def write_originals(zoo: ZooModel, x: torch.Tensor, names: Sequence[str], out: Path) -> None:
+    """The natural stimuli as a person sees or hears them, under ``media/<model>/original/``."""
+    _write(zoo, x, names, "original", out, like=x)
+
+
+def _write(zoo: ZooModel, x: torch.Tensor, names: Sequence[str], stage: str, out: Path, like: torch.Tensor) -> None:
     if zoo.kind == "image":
         from metamers.stimuli import save_png
 
-        for i, n in enumerate(job.names):
-            save_png(result.metamers[i], out / media_path(zoo.name, job.stage, n, "image"))
+        for i, n in enumerate(names):
+            save_png(x[i], out / media_path(zoo.name, stage, n, "image"))
     elif zoo.kind == "cochleagram":
-        _write_cochleagrams(zoo, result.metamers, job.names, job.stage, out, like=result.stimuli)
+        _write_cochleagrams(zoo, x, names, stage, out, like=like)
     else:
-        _write_audio(zoo, result.metamers, job.names, job.stage, out, like=result.stimuli)
+        _write_audio(zoo, x, names, stage, out, like=like)
