@@ -371,7 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(e.g. 0.99), judged on the PNG or WAV it writes; --iterations is then a cap")  # fmt: skip
     q.add_argument("--stop-label", action="store_true", help="with --stop-rho: also wait for the stimulus's label")
     q.add_argument("--seed", type=int, help="seed of the initial noise")
-    q.add_argument("--out", default="metamers-output", help="output directory; rerun to resume (default: %(default)s)")
+    q.add_argument("--out", default="metamers-output", help="output directory, laid out as a plan's run (results/, "
+                   "media/: `metamers validate` reads it); rerun to resume (default: %(default)s)")  # fmt: skip
     q.add_argument("--checkpoint-every", type=int, default=500, help="iterations between checkpoints")
     q.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when present, else cpu)")
     q.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
