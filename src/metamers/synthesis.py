@@ -443,16 +443,16 @@ def _optimise(
         st = LoopState.from_checkpoint(state, x, device)
         opt.load_state_dict(state["optimizer"])
     start, elapsed = st.iteration, st.elapsed_s
+    # the loop changes these in place (``check`` marks stopped items), so the state saved is always the loop's
     active, stop_iteration, stop_reason = st.active, st.stop_iteration, st.stop_reason
-    history, record_its = st.history, st.record_its  # the loop appends to these lists in place
+    history, record_its = st.history, st.record_its
 
     def save(iteration: int) -> None:
         if ckpt is None:
             return
-        st.active, st.snapshot, st.snapshot_it, st.iteration = active, snapshot, snapshot_it, iteration
+        st.iteration = iteration
         save_checkpoint(ckpt, st.to_checkpoint(fingerprint, opt.state_dict(), elapsed + (time.perf_counter() - t0)))
 
-    snapshot, snapshot_it = st.snapshot, st.snapshot_it
     show = sys.stderr.isatty() if progress is None else progress
     bar = _progress_bar(s.iterations, start, layer, show)
     t0 = time.perf_counter()
@@ -517,10 +517,9 @@ def _optimise(
                     callback(it, x)
                 if it % s.check_every == 0 or it == s.iterations:
                     was = active.clone()
-                    seen = check(
-                        losses, active, x, snapshot, snapshot_it, opt, it, s, stop_iteration, stop_reason, fidelity
-                    )
-                    snapshot, snapshot_it = x.detach().clone(), it
+                    seen = check(losses, active, x, st.snapshot, st.snapshot_it, opt, it, s,
+                                 stop_iteration, stop_reason, fidelity)  # fmt: skip
+                    st.snapshot, st.snapshot_it = x.detach().clone(), it
                     finished = not bool(active.any())
                     all_active = bool(active.all())
                     live = torch.nonzero(active).flatten()
