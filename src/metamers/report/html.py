@@ -188,7 +188,8 @@ def write_report(directory: str | os.PathLike) -> Path:
     """
     run_dir = RunDir(directory)
     directory, plan = run_dir.directory, run_dir.plan
-    jobs = run_dir.jobs("synthesize")
+    every_job = run_dir.jobs()
+    jobs = [j for j in every_job if j["step"] == "synthesize"]
     rows = run_dir.metamers()
     validated = run_dir.validated()
     kinds = {j["model"]: j["kind"] for j in jobs}
@@ -201,7 +202,6 @@ def write_report(directory: str | os.PathLike) -> Path:
                 rows.append({"model": j["model"], "stage": j["stage"], "stimulus": s, "layer": "", "accepted": None})
     run = json.loads((directory / "run.json").read_text()) if (directory / "run.json").exists() else {}
     transfer = run_dir.transfer()
-    kinds = {j["model"]: j["kind"] for j in jobs}
 
     # findings
     findings = []
@@ -244,7 +244,7 @@ def write_report(directory: str | os.PathLike) -> Path:
                 short.append(f"{kind} metamers ran {s.iterations:,} iterations (the paper: {PAPER['iterations']:,})")
     if plan.pairs < PAPER["pairs"]:
         short.append(f"each null has {plan.pairs:,} pairs (the paper: {PAPER['pairs']:,})")
-    state = {r["name"]: r["state"] for r in run_dir.jobs()}
+    state = {r["name"]: r["state"] for r in every_job}
     unfinished = [n for n, s in state.items() if s not in ("done", "skipped") and n != "report"]
 
     parts = [

@@ -114,7 +114,7 @@ def audio_metamers(
         r = synthesize(
             zoo.module,
             x,
-            zoo.layer(stage),
+            job.layer,
             settings,
             checkpoint=out / "checkpoints" / f"{job.stem}.pt",
             checkpoint_every=checkpoint_every,
