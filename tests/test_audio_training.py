@@ -119,3 +119,14 @@ def test_joint_task_trains_both_heads(tiny_corpus, tmp_path):
     assert state["logits_background.weight"].shape[0] == 8
     zoo = word_model("word-standard", weights=export_weights(state, card, tmp_path / "j.safetensors"))
     assert zoo.module.net.logits_background is not None
+
+
+def test_held_out_accuracy_is_scored_on_every_test_split_and_per_voice(tiny_corpus, tmp_path):
+    settings = TrainSettings(width=0.125, epochs=1, batch_size=32, seed=0)
+    card = train_word_net(tiny_corpus, tmp_path / "run", settings, progress=False)
+    assert set(card["held_out"]) == {"test-recorded"}  # found without being named
+    scored = card["held_out"]["test-recorded"]
+    (voice, per_voice), *others = scored["speakers"].items()
+    assert not others and voice != "?"
+    assert per_voice["clips"] == scored["clips"] == 16
+    assert per_voice["accuracy"] == pytest.approx(scored["accuracy"])

@@ -139,6 +139,48 @@ def test_transfer_of_word_network_metamers(tmp_path, lite0):
     assert "word-standard-random" in (tmp_path / "transfer.csv").read_text()
 
 
+def test_yamnet_and_the_word_networks_judge_each_other_where_their_labels_meet(tmp_path):
+    """YAMNet judges word-network metamers on being speech; a word network judges YAMNet's metamers on their word."""
+    from dataclasses import replace
+
+    from metamers import synthesize
+    from metamers.audio.clips import word_clips
+    from metamers.audio.speech import VOCABULARY
+    from metamers.modality import as_written
+    from metamers.models import AUDIOSET_SPEECH, load, speech_classes
+    from metamers.runs import Catalog, transfer_dir
+    from metamers.settings import SynthesisSettings
+
+    words = ["friday", "nine", "tomorrow"]
+    clips = as_written(word_clips(words, source="espeak-ng"))
+    clips[2] = as_written(0.05 * torch.randn(clips.shape[-1], generator=torch.Generator().manual_seed(0)))  # noise
+    settings = SynthesisSettings.preset("feather2019_audio", iterations=0)
+    catalog = Catalog(tmp_path)
+    for name in ("word-standard", "yamnet"):
+        zoo = load(name)
+        r = synthesize(zoo.module, clips, zoo.layer(list(zoo.stages)[1]), settings)
+        r = replace(r, metamers=clips.clone(), extra={"model": name, "stimuli": words})
+        r.save(tmp_path / "results" / f"{name}.safetensors")
+        _validated(catalog, f"results/{name}.safetensors", r, [True, True, True])
+
+    cells = {(c.generator, c.recognizer): c for c in transfer_dir(tmp_path, ["word-standard", "yamnet"])["cells"]}
+    yamnet = load("yamnet")
+    speech = speech_classes(yamnet.labels)
+    assert [yamnet.labels[i] for i in speech] == [n for n in AUDIOSET_SPEECH if n in yamnet.labels]
+    heard_as_speech = torch.isin(yamnet.predict(clips), torch.tensor(speech)).double().mean().item()
+    assert 0 < heard_as_speech < 1  # the words are speech to YAMNet, the noise is not
+    for gen in ("word-standard", "yamnet"):
+        judged = cells[(gen, "yamnet")]
+        assert judged.label_space == "speech" and judged.chance == pytest.approx(len(speech) / 521)
+        assert judged.natural_accuracy == pytest.approx(heard_as_speech)
+        assert judged.proportion == judged.natural_accuracy  # the "metamers" are the clips themselves
+    by_words = cells[("yamnet", "word-standard")]
+    assert by_words.label_space == "word" and by_words.chance == pytest.approx(1 / 61)
+    reference = torch.tensor([VOCABULARY.index(w) for w in words])
+    expected = (load("word-standard").predict(clips) == reference).double().mean().item()
+    assert by_words.natural_accuracy == pytest.approx(expected)
+
+
 def test_a_recognizer_of_another_clip_length_is_refused():
     from metamers.models import load
     from metamers.runs.transfer import _logits

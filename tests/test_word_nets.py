@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -81,3 +83,30 @@ def test_same_padding_gives_ceil_of_input_over_stride():
 def test_bad_architecture_is_refused():
     with pytest.raises(ValueError, match="architecture must be one of"):
         WordNet(10, "resnet")
+
+
+@pytest.mark.parametrize("arch", ["standard", "reduced_aliasing"])
+def test_input_norm_moved_past_conv_0_equals_norm_then_conv(arch):
+    torch.manual_seed(0)
+    net = WordNet(5, arch, width=0.125)
+    with torch.no_grad():
+        net.bn_0.weight.fill_(1.7)
+        net.bn_0.bias.fill_(0.3)
+    norm, conv = copy.deepcopy(net.bn_0), copy.deepcopy(net.conv_0)
+    x = torch.rand(3, 1, 211, 400)
+    weights = torch.randn_like(net.conv_0(x, net.bn_0))
+    norm.load_state_dict(net.bn_0.state_dict())
+    for training in (True, False):
+        net.train(training)
+        norm.train(training)
+        fused = net.conv_0(x, net.bn_0)
+        plain = torch.nn.Sequential.forward(conv, norm(x))
+        assert torch.allclose(fused, plain, atol=1e-5)
+        assert torch.allclose(net.bn_0.running_mean, norm.running_mean)
+        assert torch.allclose(net.bn_0.running_var, norm.running_var)
+        (fused * weights).sum().backward()
+        (plain * weights).sum().backward()
+        ours, theirs = [*net.bn_0.parameters(), *net.conv_0.parameters()], [*norm.parameters(), *conv.parameters()]
+        for a, b in zip(ours, theirs, strict=True):
+            assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-4 * float(b.grad.abs().max()))
+            a.grad, b.grad = None, None

@@ -217,7 +217,7 @@ def _cmd_corpus(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from metamers.audio.corpus import default_root
+    from metamers.audio.corpus import CORPORA, default_root
     from metamers.audio.training import TrainingError, TrainSettings, train_word_net
     from metamers.models.word_zoo import export_weights
 
@@ -235,7 +235,9 @@ def _cmd_train(args: argparse.Namespace) -> None:
             seed=args.seed,
         )
         out = Path(args.out)
-        card = train_word_net(args.corpus or default_root(), out, settings, device=args.device, progress=not args.quiet)
+        corpus = args.corpus or "default"
+        root = default_root(corpus) if corpus in CORPORA and not Path(corpus).exists() else Path(corpus)
+        card = train_word_net(root, out, settings, device=args.device, progress=not args.quiet)
     except TrainingError as e:
         raise CLIError(str(e)) from e
     print(
@@ -243,6 +245,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
     )
     for split, r in card["held_out"].items():
         print(f"held out {split} ({r['source']}, {r['clips']} clips): accuracy {r['accuracy']:.3f}")
+        for speaker, sr in r.get("speakers", {}).items():
+            print(f"    {speaker}: {sr['accuracy']:.3f} ({sr['clips']} clips)")
     state = torch.load(out / "model.pt", map_location="cpu", weights_only=True)
     path = export_weights(state, card, out / "weights.safetensors")
     print(f"wrote {path} (float16) and its card {path.with_suffix('.json')}")
@@ -393,11 +397,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=_cmd_validate)
 
     q = sub.add_parser("transfer", help="classify a validated directory's accepted metamers with other models "
-                       "(audio: 61-way words; recognizers of the other kind skipped)",
+                       "(audio: words, or speech for yamnet; recognizers of the other kind skipped)",
                        description="Classify a validated directory's accepted metamers with other models. Image "
-                       "generators are judged in the --spaces label spaces; audio generators (the word networks) "
-                       "always in the 61-way word space, against each clip's word. Recognizers of the other kind "
-                       "than a generator (image vs audio) are skipped for it.")  # fmt: skip
+                       "generators are judged in the --spaces label spaces; audio metamers where the label spaces "
+                       "meet: by a word network against each clip's word, by an AudioSet network (yamnet) on "
+                       "whether its top class is a speech class. Recognizers of the other kind than a generator "
+                       "(image vs audio) are skipped for it.")  # fmt: skip
     q.add_argument("directory", help="a directory validated by `metamers validate`")
     q.add_argument("--recognizers", required=True,
                    help="comma-separated zoo names, image and/or audio (e.g. efficientnet-lite1,vgg19 or "
@@ -495,7 +500,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--architecture", default="standard", choices=["standard", "reduced-aliasing"])
     q.add_argument("--width", type=float, default=0.125, help="channel scale, 1.0 = the paper's (default: %(default)s)")
     q.add_argument("--task", default="word", choices=["word", "background", "joint"])
-    q.add_argument("--corpus", help="corpus root (default: $METAMERS_CORPUS or ~/.cache/metamers/corpus)")
+    q.add_argument(
+        "--corpus",
+        help="corpus root, or a corpus's name: 'default' (~/.cache/metamers/corpus, or $METAMERS_CORPUS) or 'real' "
+        "(the real-speech corpus, ~/.cache/metamers/corpus-real); default: 'default'",
+    )
     q.add_argument("--out", required=True, help="run folder: checkpoint, best weights, card; rerun to resume")
     q.add_argument("--epochs", type=int, default=30, help="at most this many epochs (default: %(default)s)")
     q.add_argument("--batch-size", type=int, default=32, help="(default: %(default)s)")

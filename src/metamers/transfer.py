@@ -89,6 +89,7 @@ def transfer_cell(
     n_classes: int,
     n_boot: int = 10_000,
     seed: int = 0,
+    chance: float | None = None,
 ) -> TransferCell:
     """Build one :class:`TransferCell` from predictions on metamers and on their natural stimuli.
 
@@ -104,6 +105,8 @@ def transfer_cell(
         The recognizer's labels for the (accepted) metamers and for their stimuli, and the stimuli's reference labels.
     n_classes : int
         Size of the label space (chance is ``1 / n_classes``).
+    chance : float, optional
+        The chance level when it is not ``1 / n_classes`` (a reference that is a set of classes).
 
     Examples
     --------
@@ -125,7 +128,7 @@ def transfer_cell(
         sem=sem,
         natural_accuracy=nat,
         natural_sem=nat_sem,
-        chance=1.0 / n_classes,
+        chance=1.0 / n_classes if chance is None else chance,
         own=generator == recognizer,
     )
 

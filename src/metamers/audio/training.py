@@ -268,7 +268,7 @@ def train_word_net(
     *,
     device: str | torch.device | None = None,
     progress: bool = True,
-    eval_splits: tuple[str, ...] = ("test-flite", "test-recorded", "test-flite-clean", "test-recorded-clean"),
+    eval_splits: tuple[str, ...] | None = None,
 ) -> dict:
     """Train a word network on a built corpus; checkpoint every epoch; resume if ``out_dir`` holds a checkpoint.
 
@@ -288,8 +288,10 @@ def train_word_net(
         Default: CUDA when present, else CPU.
     progress : bool
         Show progress bars.
-    eval_splits : tuple of str
-        Held-out splits to score the best weights on at the end (skipped when absent).
+    eval_splits : tuple of str, optional
+        Held-out splits to score the best weights on at the end (skipped when absent); default every ``test-*``
+        split the corpus holds (the default corpus's ``test-flite`` and ``test-recorded``, the real corpus's
+        ``test-flite`` and one per held-out speaker group, and their ``-clean`` twins when built).
 
     Examples
     --------
@@ -391,12 +393,19 @@ def train_word_net(
 
     net.load_state_dict(torch.load(out / "model.pt", map_location=device, weights_only=True))
     held_out = {}
+    if eval_splits is None:
+        eval_splits = tuple(sorted(d.name for d in root.glob("test-*") if (d / "words.npy").exists()))
     for split in eval_splits:
         if (root / split / "words.npy").exists():
             data = _load_split(root, split, coch, progress)
             labels, _ = _targets(data, settings.task)
-            acc, _ = evaluate(net, data.x, labels, device=device)
-            held_out[split] = {"accuracy": acc, "clips": len(data.x), "source": _split_source(root / split)}
+            acc, pred = evaluate(net, data.x, labels, device=device)
+            held_out[split] = {
+                "accuracy": acc,
+                "clips": len(data.x),
+                "source": _split_source(root / split),
+                "speakers": _per_speaker(root / split, labels.numpy(), pred),
+            }
     card = {
         "architecture": settings.architecture,
         "width": settings.width,
@@ -416,6 +425,24 @@ def train_word_net(
     }
     (out / "card.json").write_text(json.dumps(card, indent=2))
     return card
+
+
+def _per_speaker(split_dir: Path, labels: np.ndarray, pred: np.ndarray) -> dict[str, dict]:
+    """Accuracy and clip count per voice of a held-out split (a real speaker, or a synthetic voice over all its speeds
+    and pitches); empty when the split does not name its speakers."""
+    try:
+        speakers = json.loads((split_dir / "meta.json").read_text())["speakers"]
+        index = np.load(split_dir / "speakers.npy")
+    except (OSError, ValueError, KeyError):
+        return {}
+    voice = np.array([str(s.get("voice", s)) if isinstance(s, dict) else str(s) for s in speakers] + ["?"])
+    names = voice[np.where((index >= 0) & (index < len(speakers)), index, len(speakers))]
+    out = {}
+    for name in sorted(set(names.tolist())):
+        keep = (names == name) & (labels >= 0)
+        if keep.any():
+            out[name] = {"accuracy": float((pred[keep] == labels[keep]).mean()), "clips": int(keep.sum())}
+    return out
 
 
 def _split_source(split_dir: Path) -> str:

@@ -84,6 +84,33 @@ class HanningPool(nn.Module):
         return F.conv2d(x, self.kernel_cols, stride=(1, self.stride), groups=self.channels)
 
 
+class _InputConv(nn.Sequential):
+    """``conv_0`` of a one-channel input behind its batch norm: the norm's scale and shift move past the convolution.
+
+    ``conv(a * x + b) = a * conv(x) + b * conv(1)`` (the "same" padding pads the normalised input with zeros, so the
+    second term is the convolution of a padded field of ones). The result is the same as normalising first; the
+    gain is in training, where the input needs no gradient: the first convolution then computes only its weights'
+    gradient, not a full-resolution gradient for the two scalars of the norm (half of the reduced-aliasing network's
+    training time). Children and parameter names are those of :func:`_conv` (``0`` pad, ``1`` conv, ``2`` ReLU).
+    """
+
+    def forward(self, x: torch.Tensor, norm: nn.BatchNorm2d | None = None) -> torch.Tensor:
+        if norm is None:
+            return super().forward(x)
+        pad, conv, relu = self[0], self[1], self[2]
+        if norm.training and norm.num_batches_tracked is not None:
+            norm.num_batches_tracked.add_(1)
+        momentum = norm.momentum if norm.momentum is not None else 1.0 / float(norm.num_batches_tracked or 1)
+        use_batch = norm.training or norm.running_mean is None
+        xhat = F.batch_norm(
+            x, norm.running_mean, norm.running_var, None, None, use_batch, momentum if norm.training else 0.0, norm.eps
+        )
+        ones = pad(torch.ones_like(x[:1]))
+        y = conv._conv_forward(pad(xhat), conv.weight, None)
+        y = y * norm.weight.view(1, 1, 1, 1) + conv._conv_forward(ones, conv.weight, None) * norm.bias.view(1, 1, 1, 1)
+        return relu(y + conv.bias.view(1, -1, 1, 1))
+
+
 def _conv(cin: int, cout: int, kernel: tuple[int, int], stride: tuple[int, int]) -> nn.Sequential:
     """Convolution with "same" padding followed by its ReLU: the module's output is the paper's ``conv_k``."""
     return nn.Sequential(SamePad(kernel, stride), nn.Conv2d(cin, cout, kernel, stride), nn.ReLU())
@@ -146,13 +173,13 @@ class WordNet(nn.Module):
         fc = max(1, round(4096 * width))
         self.bn_0 = nn.BatchNorm2d(1)
         if architecture == "standard":
-            self.conv_0 = _conv(1, c[0], (7, 14), (3, 3))
+            self.conv_0 = _InputConv(*_conv(1, c[0], (7, 14), (3, 3)))
             self.pool_0 = _max_pool((2, 5), (2, 2))
             self.bn_1 = nn.BatchNorm2d(c[0])
             self.conv_1 = _conv(c[0], c[1], (4, 8), (2, 2))
             self.pool_1 = _max_pool((2, 5), (2, 2))
         else:
-            self.conv_0 = _conv(1, c[0], (7, 14), (1, 1))
+            self.conv_0 = _InputConv(*_conv(1, c[0], (7, 14), (1, 1)))
             self.pool_0 = HanningPool(c[0], 12, 3)
             self.pool_0_1 = HanningPool(c[0], 8, 2)
             self.bn_1 = nn.BatchNorm2d(c[0])
@@ -179,7 +206,7 @@ class WordNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv_0(self.bn_0(x))
+        x = self.conv_0(x, self.bn_0)  # = conv_0(bn_0(x)), faster to train (see _InputConv)
         x = self.pool_0(x)
         if self.architecture == "reduced_aliasing":
             x = self.pool_0_1(x)

@@ -2,10 +2,11 @@
 
 from metamers.models.base import Normalize, Preprocessed, ZooModel, wrap
 from metamers.models.geirhos16 import CATEGORIES, category_of, decision_16, probabilities_16
-from metamers.models.labels import imagenet_labels
+from metamers.models.labels import AUDIOSET_SPEECH, imagenet_labels, speech_classes
 from metamers.models.registry import available, load, names
 
 __all__ = [
+    "AUDIOSET_SPEECH",
     "CATEGORIES",
     "Normalize",
     "Preprocessed",
@@ -17,5 +18,6 @@ __all__ = [
     "load",
     "names",
     "probabilities_16",
+    "speech_classes",
     "wrap",
 ]

@@ -1,10 +1,23 @@
-"""Label spaces: the 1000 ImageNet classes with readable names."""
+"""Label spaces: the 1000 ImageNet classes with readable names; AudioSet's speech classes."""
 
 from __future__ import annotations
 
 from functools import cache
 
-__all__ = ["imagenet_labels"]
+__all__ = ["AUDIOSET_SPEECH", "imagenet_labels", "speech_classes"]
+
+AUDIOSET_SPEECH = (
+    "Speech",
+    "Male speech, man speaking",
+    "Female speech, woman speaking",
+    "Child speech, kid speaking",
+    "Conversation",
+    "Narration, monologue",
+    "Babbling",
+    "Speech synthesizer",
+)
+"""AudioSet's "Speech" class and its children in the AudioSet ontology (display names). YAMNet has six of them (it
+drops the male and female classes)."""
 
 
 @cache
@@ -23,3 +36,14 @@ def imagenet_labels() -> list[str]:
     ('tench', 1000)
     """
     return list(_imagenet())
+
+
+def speech_classes(labels: list[str]) -> list[int]:
+    """Indices of AudioSet's speech classes (:data:`AUDIOSET_SPEECH`) in a model's label list; empty if it has none.
+
+    Examples
+    --------
+    >>> speech_classes(["Dog", "Speech", "Conversation", "Music"])
+    [1, 2]
+    """
+    return [i for i, name in enumerate(labels) if name in AUDIOSET_SPEECH]

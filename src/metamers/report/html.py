@@ -296,7 +296,7 @@ def write_report(directory: str | os.PathLike) -> Path:
             )
         )
     if transfer:
-        spaces = [s for s in ("imagenet", "16-way", "word") if any(c["label_space"] == s for c in transfer)]
+        spaces = [s for s in ("imagenet", "16-way", "word", "speech") if any(c["label_space"] == s for c in transfer)]
         figs = [f"transfer_{k}{s}.png" for s in spaces for k in ("", "matrix_")]
         figs = [f for f in figs if (directory / "figures" / f).exists()]
         img = "".join(f'<img src="figures/{_e(f)}" alt="{_e(f)}">' for f in figs)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from metamers.modality import as_presented, modality
-from metamers.models import CATEGORIES, ZooModel, decision_16, imagenet_labels, load
+from metamers.models import CATEGORIES, ZooModel, decision_16, imagenet_labels, load, speech_classes
 from metamers.models.user import register_result_models
 from metamers.runs.catalog import Catalog
 from metamers.runs.lock import run_lock
@@ -20,10 +20,11 @@ from metamers.synthesis import SynthesisResult
 from metamers.taps import list_layers
 from metamers.transfer import TransferCell, transfer_cell
 
-__all__ = ["AUDIO_SPACE", "OWN_SPACE", "SPACES", "transfer_dir"]
+__all__ = ["AUDIO_SPACE", "OWN_SPACE", "SPACES", "SPEECH_SPACE", "transfer_dir"]
 
 SPACES = ("imagenet", "16-way")
 AUDIO_SPACE = "word"
+SPEECH_SPACE = "speech"  # an AudioSet network judging speech: is its top class one of the speech classes?
 OWN_SPACE = "labels"  # an image model with its own labels (not ImageNet's): judged by models that share them
 
 
@@ -66,6 +67,24 @@ def _word_reference(names: Sequence[str], rz: ZooModel, gen: ZooModel, gen_label
     return torch.tensor(out, dtype=torch.long)
 
 
+def _speech_cell(
+    gen: str, layer: str, rz: ZooModel, source: str, metamers: torch.Tensor, natural: torch.Tensor, speech: list[int]
+) -> TransferCell:
+    """An AudioSet network's judgement of speech clips and their metamers: top class among its speech classes."""
+    classes = torch.tensor(speech)
+
+    def is_speech(x: torch.Tensor) -> torch.Tensor:
+        if not len(x):
+            return torch.zeros(0, dtype=torch.long)
+        return torch.isin(_logits(rz, x).argmax(-1), classes).long()
+
+    ref = torch.ones(len(metamers), dtype=torch.long)
+    n = len(rz.labels)
+    on_metamers, on_natural = is_speech(metamers), is_speech(natural)
+    chance = len(speech) / n
+    return transfer_cell(gen, layer, rz.name, SPEECH_SPACE, source, on_metamers, on_natural, ref, n, chance=chance)
+
+
 def transfer_dir(
     directory: str | os.PathLike,
     recognizers: Sequence[str],
@@ -80,11 +99,15 @@ def transfer_dir(
     decision.  The generating model itself recognizes its accepted image metamers by construction (proportion 1 in
     the 1000-way space).
 
-    Audio generators (the word networks) are always judged in the 61-way ``"word"`` space, whatever ``spaces``
-    says.  The reference label of a clip is its word (the stimulus name, in the recognizer's vocabulary), or else
-    the generating model's label for the natural clip; the natural accuracy is the recognizer's on the natural
-    clips, and the generating model's own proportion is whatever it measures (below 1 where it mishears a word).
-    With ``source="png"`` the audio metamers are classified as a 16-bit WAV holds them.
+    Audio metamers are judged where the two label spaces meet, whatever ``spaces`` says.  A recognizer with words
+    (a word network) judges in the ``"word"`` space: the reference label of a clip is its word (the stimulus name,
+    in the recognizer's vocabulary), or else the generating model's label for the natural clip.  A recognizer
+    without the clips' words but with AudioSet's speech classes (``yamnet``) judges in the ``"speech"`` space: a
+    clip is recognized when its top class is one of the speech classes (``metamers.models.AUDIOSET_SPEECH``;
+    chance is their share of its classes).  So YAMNet's metamers of words are judged by the word networks on their
+    words, and the word networks' metamers by YAMNet on being speech.  The natural accuracy is the recognizer's on
+    the natural clips, and the generating model's own proportion is whatever it measures (below 1 where it mishears
+    a word).  With ``source="png"`` the audio metamers are classified as a 16-bit WAV holds them.
 
     The generating model is always listed, with ``own=True``.  Recognizers of the other kind than a generator
     (image against audio) are skipped for it.
@@ -104,7 +127,7 @@ def transfer_dir(
     if unknown:
         raise ValueError(
             f"unknown label space(s) {unknown}; choose from {', '.join(SPACES)} (audio generators are always "
-            f"judged in the {AUDIO_SPACE!r} space)."
+            f"judged in the {AUDIO_SPACE!r} or {SPEECH_SPACE!r} space)."
         )
     if isinstance(recognizers, str) or not recognizers or not all(isinstance(r, str) and r for r in recognizers):
         raise ValueError(f"recognizers must be a list of zoo names, e.g. ['efficientnet-lite1'], got {recognizers!r}.")
@@ -189,6 +212,10 @@ def _transfer(directory: Path, recognizers: list[str], source: str, spaces: Sequ
                 rz = zoo(rec)
                 if audio:
                     words = [given[i] or names[i] for i in keep]
+                    speech = speech_classes(rz.labels)
+                    if speech and not any(w in rz.labels for w in words):
+                        cells.append(_speech_cell(gen, res.layer, rz, source, x[keep], res.stimuli[keep], speech))
+                        continue
                     ref = _word_reference(words, rz, gz, reference[keep])
                     n_classes = len(rz.labels)
                 else:
