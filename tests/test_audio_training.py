@@ -130,3 +130,38 @@ def test_held_out_accuracy_is_scored_on_every_test_split_and_per_voice(tiny_corp
     assert not others and voice != "?"
     assert per_voice["clips"] == scored["clips"] == 16
     assert per_voice["accuracy"] == pytest.approx(scored["accuracy"])
+
+
+def test_train_names_a_corpus_by_its_kind(tmp_path, monkeypatch, capsys):
+    from metamers.cli import main
+
+    monkeypatch.setenv("METAMERS_CORPUS", str(tmp_path / "corpus"))
+    assert main(["train", "--corpus", "real", "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"no corpus at {tmp_path / 'corpus-real'}: build it with `metamers corpus --kind real`" in err
+
+
+def test_an_epoch_stopped_midway_resumes_from_its_last_step(tiny_corpus, tmp_path, monkeypatch):
+    from metamers.audio import training
+
+    settings = TrainSettings(width=0.125, epochs=1, batch_size=16, seed=0)
+    whole = train_word_net(tiny_corpus, tmp_path / "whole", settings, progress=False, eval_splits=())
+    monkeypatch.setattr(training, "_MID_EPOCH_SECONDS", 0.0)  # a checkpoint after every step
+    adam_step, calls = torch.optim.Adam.step, []
+
+    def stop_at_the_fourth_step(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return adam_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", stop_at_the_fourth_step)
+    with pytest.raises(KeyboardInterrupt):
+        train_word_net(tiny_corpus, tmp_path / "cut", settings, progress=False, eval_splits=())
+    state = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)["state"]
+    assert (state["epoch"], state["step"], state["loss_count"]) == (0, 3, 48)
+    monkeypatch.setattr(torch.optim.Adam, "step", adam_step)
+    resumed = train_word_net(tiny_corpus, tmp_path / "cut", settings, progress=False, eval_splits=())
+    assert resumed["history"][0]["train_loss"] == pytest.approx(whole["history"][0]["train_loss"], rel=1e-5)
+    a, b = (torch.load(tmp_path / d / "model.pt", weights_only=True) for d in ("whole", "cut"))
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)

@@ -237,6 +237,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
         out = Path(args.out)
         corpus = args.corpus or "default"
         root = default_root(corpus) if corpus in CORPORA and not Path(corpus).exists() else Path(corpus)
+        if corpus in CORPORA and not (root / "train" / "meta.json").exists():
+            raise TrainingError(f"no corpus at {root}: build it with `metamers corpus --kind {corpus}`.")
         card = train_word_net(root, out, settings, device=args.device, progress=not args.quiet)
     except TrainingError as e:
         raise CLIError(str(e)) from e
