@@ -39,8 +39,11 @@ WORD_NETS = {
     "word-reduced-aliasing": "reduced_aliasing",
     "word-standard-seed1": "standard",  # the paper's other-seed control: the same recipe from seed 1
     "word-standard-background": "standard",  # the same architecture trained on the background-sound task
+    # trained on the real-speech corpus (`metamers corpus --kind real`): 159 labels, real speakers held out
+    "word-real-standard": "standard",
+    "word-real-reduced-aliasing": "reduced_aliasing",  # matched in validation accuracy to word-real-standard
 }
-RANDOM_TWINS = ("word-standard", "word-reduced-aliasing")
+RANDOM_TWINS = ("word-standard", "word-reduced-aliasing", "word-real-reduced-aliasing")
 """Word networks registered with a seeded random twin (``<name>-random``); the others share these architectures."""
 
 _STAGES = {
@@ -90,7 +93,8 @@ def word_model(
     ----------
     name : str
         A key of :data:`WORD_NETS` (``word-standard``, ``word-reduced-aliasing``, ``word-standard-seed1``,
-        ``word-standard-background``).
+        ``word-standard-background``; ``word-real-standard`` and ``word-real-reduced-aliasing``, trained on real
+        speakers too).
     pretrained : bool
         Load the shipped weights (False: random weights drawn with ``seed``, same width and classes).
     seed : int
