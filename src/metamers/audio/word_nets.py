@@ -90,7 +90,7 @@ class _InputConv(nn.Sequential):
     ``conv(a * x + b) = a * conv(x) + b * conv(1)`` (the "same" padding pads the normalised input with zeros, so the
     second term is the convolution of a padded field of ones). The result is the same as normalising first; the
     gain is in training, where the input needs no gradient: the first convolution then computes only its weights'
-    gradient, not a full-resolution gradient for the two scalars of the norm (half of the reduced-aliasing network's
+    gradient, not a full-resolution gradient for the two scalars of the norm (a third of the reduced-aliasing network's
     training time). Children and parameter names are those of :func:`_conv` (``0`` pad, ``1`` conv, ``2`` ReLU).
     """
 
