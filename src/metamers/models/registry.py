@@ -116,7 +116,7 @@ def _entries() -> dict[str, Entry]:
         "word-standard-background": "the standard architecture trained on the 8-way background-sound task",
         "word-real-standard": "standard word network (Table S2), 159 labels, trained on synthetic and real speakers",
         "word-real-reduced-aliasing": "reduced-aliasing word network (Table S3), 159 labels, trained on synthetic and "
-        "real speakers to word-real-standard's validation accuracy",
+        "real speakers; matched with word-real-standard in validation accuracy",
     }
     for name, arch in WORD_NETS.items():
         kind = "reduced-aliasing (Table S3)" if arch == "reduced_aliasing" else "standard (Table S2)"
