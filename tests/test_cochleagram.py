@@ -118,3 +118,19 @@ def test_wrong_length_gets_a_clear_error(coch):
 def test_settings_refuse_a_band_above_nyquist():
     with pytest.raises(ValueError, match="Nyquist"):
         CochleagramSettings(sr=8000, high_hz=8000)
+
+
+def test_strided_lowpass_gradient_matches_the_plain_strided_convolution():
+    """The polyphase backward of the anti-aliasing filter gives the gradient of conv1d(stride=s)."""
+    from metamers.audio.cochleagram import _StridedFilter
+
+    torch.manual_seed(0)
+    kernel = torch.randn(1, 1, 101)
+    for stride in (1, 4, 20, 50):
+        x = torch.randn(3, 1, 4107, requires_grad=True)
+        w = torch.randn_like(torch.nn.functional.conv1d(x, kernel, stride=stride))
+        (plain,) = torch.autograd.grad((torch.nn.functional.conv1d(x, kernel, stride=stride) * w).sum(), x)
+        out = _StridedFilter.apply(x, kernel, stride)
+        (ours,) = torch.autograd.grad((out * w).sum(), x)
+        assert torch.equal(out, torch.nn.functional.conv1d(x, kernel, stride=stride))
+        torch.testing.assert_close(ours, plain, rtol=1e-4, atol=1e-6 * float(plain.abs().max()))  # summation order
