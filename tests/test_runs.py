@@ -250,3 +250,5 @@ def test_a_plans_fidelity_test_judges_the_file_validation_reads():
     assert [plan.settings(k).stop_on for k in ("image", "audio", "cochleagram")] == ["8-bit", "16-bit", "float"]
     own = parse_plan({"model": model, "synthesis": {"image": {"stop_on": "float"}}})
     assert own.settings("image").stop_on == "float"
+    audio = parse_plan({"model": model, "synthesis": {"audio": {"stop_rho": 0.99, "stop_on": "16-bit"}}})
+    assert audio.settings("cochleagram").stop_on == "float"  # a WAV's rounding is not a cochleagram's

@@ -183,6 +183,7 @@ class Plan:
         """The synthesis settings of ``kind`` ("image" or "audio"; "cochleagram" takes the audio ones)."""
         s = dict(self.synthesis.get(_modality(kind), {}))
         if kind == "cochleagram":
+            s.pop("stop_on", None)  # how a waveform's file holds it says nothing of how a cochleagram is judged
             s.update(self.synthesis.get("cochleagram", {}))
         if "stop_on" not in s:  # the fidelity test judges what validation will: the PNG, the WAV, the cochleagram
             s["stop_on"] = modality(kind).resolution
