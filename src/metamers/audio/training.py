@@ -431,6 +431,8 @@ def train_word_net(
         if (root / split / "words.npy").exists():
             data = _load_split(root, split, coch, progress)
             labels, _ = _targets(data, settings.task)
+            if not bool((labels >= 0).any()):  # nothing to score: a clean split has no background to name
+                continue
             acc, pred = evaluate(net, data.x, labels, device=device)
             held_out[split] = {
                 "accuracy": acc,

@@ -120,8 +120,6 @@ def _entries() -> dict[str, Entry]:
         "word-real-standard-seed1": "word-real-standard trained again from seed 1 (the other-seed control)",
         "word-real-reduced-aliasing-background": "reduced-aliasing network (Table S3) trained on the background "
         "task of the real-speech corpus: 23 classes, 15 of them recorded ambiences",
-        "word-real-reduced-aliasing-joint": "reduced-aliasing network (Table S3) trained on the joint task: 159 labels "
-        "and, on a second head, the 23 background classes",
     }
     for name, arch in WORD_NETS.items():
         kind = "reduced-aliasing (Table S3)" if arch == "reduced_aliasing" else "standard (Table S2)"

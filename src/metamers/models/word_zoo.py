@@ -44,7 +44,6 @@ WORD_NETS = {
     "word-real-reduced-aliasing": "reduced_aliasing",  # matched in validation accuracy to word-real-standard
     "word-real-standard-seed1": "standard",  # the other-seed control, trained to the same validation accuracy
     "word-real-reduced-aliasing-background": "reduced_aliasing",  # the background task: 23 classes, 15 of them real
-    "word-real-reduced-aliasing-joint": "reduced_aliasing",  # the joint task: a word head and a background head
 }
 RANDOM_TWINS = ("word-standard", "word-reduced-aliasing", "word-real-reduced-aliasing")
 """Word networks registered with a seeded random twin (``<name>-random``); the others share these architectures."""
@@ -98,7 +97,7 @@ def word_model(
         A key of :data:`WORD_NETS` (``word-standard``, ``word-reduced-aliasing``, ``word-standard-seed1``,
         ``word-standard-background``; trained on real speakers too: ``word-real-standard``,
         ``word-real-reduced-aliasing``, ``word-real-standard-seed1``, and the reduced-aliasing network on the
-        background task and on the joint task, ``word-real-reduced-aliasing-background`` and ``-joint``).
+        background task, ``word-real-reduced-aliasing-background``).
     pretrained : bool
         Load the shipped weights (False: random weights drawn with ``seed``, same width and classes).
     seed : int

@@ -137,6 +137,7 @@ def transfer_curves(cells: Sequence, order: dict[str, int], path: str | os.PathL
     fig, axes = plt.subplots(1, len(recognizers), figsize=(3.3 * len(recognizers), 3.2), squeeze=False, sharey=True)
     space = cells[0].label_space
     for ax, rec in zip(axes[0], recognizers, strict=True):
+        ticks: dict[int, list[str]] = {}  # position -> the layer names there (generators of two architectures)
         for k, gen in enumerate(generators):
             sel = sorted((c for c in cells if c.recognizer == rec and c.generator == gen), key=lambda c: order[c.layer])
             if not sel:
@@ -144,10 +145,14 @@ def transfer_curves(cells: Sequence, order: dict[str, int], path: str | os.PathL
             xs = np.arange(len(sel))
             label = f"{gen} (own)" if gen == rec else gen
             ax.errorbar(xs, [c.proportion for c in sel], yerr=[c.sem for c in sel], marker="o", ms=4, capsize=2,
-                        label=label, color=f"C{k}")  # fmt: skip
-            ax.plot(xs, [c.natural_accuracy for c in sel], ls="--", lw=1, color=f"C{k}", alpha=0.6)
-            ax.set_xticks(xs)
-            ax.set_xticklabels([c.layer.replace("net.", "") for c in sel], rotation=35, ha="right", fontsize=7)
+                        label=label, color=f"C{k % 10}")  # fmt: skip
+            ax.plot(xs, [c.natural_accuracy for c in sel], ls="--", lw=1, color=f"C{k % 10}", alpha=0.6)
+            for x, c in zip(xs, sel, strict=True):
+                names = ticks.setdefault(int(x), [])
+                if c.layer.replace("net.", "") not in names:
+                    names.append(c.layer.replace("net.", ""))
+        ax.set_xticks(sorted(ticks))
+        ax.set_xticklabels(["/".join(ticks[x]) for x in sorted(ticks)], rotation=35, ha="right", fontsize=7)
         ax.axhline(sel[0].chance if sel else 0, ls=":", color="grey", lw=1)
         ax.set_title(f"recognized by {rec}", fontsize=8)
         ax.set_ylim(-0.03, 1.05)

@@ -1,0 +1,116 @@
+"""The audio study's tables, as Markdown: how often each network's metamers are heard as their word by the others.
+
+Rows are (generating network, recognizing network) pairs, columns the generation stages in the order of the forward
+pass (the first, second and third stage of each generator: ``conv_1`` of a standard network sits where ``pool_1``
+of a reduced-aliasing one does), then the recognizer's accuracy on the natural clips.  Each cell is the proportion of
+accepted metamers that the recognizer gives the clip's word, with its bootstrap SEM over words and, where not all
+were accepted, how many were.  A last table counts the accepted metamers of each generator and stage.
+
+    .venv/bin/python scripts/audio_study_tables.py runs/audio-transfer            # every pair
+    .venv/bin/python scripts/audio_study_tables.py runs/audio-transfer --readme   # the README's three tables
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from metamers.runs.catalog import Catalog
+
+S = "word-real-standard"
+RA = "word-real-reduced-aliasing"
+SEED1 = "word-real-standard-seed1"
+
+README_TABLES = {
+    "Figure 4 (network side): which networks' metamers the word networks hear as words": [
+        (S, RA),
+        (RA, S),
+        (f"{RA}-random", S),
+        (f"{RA}-random", RA),
+        (f"{RA}-background", S),
+        (f"{RA}-background", RA),
+        (S, SEED1),
+        (RA, SEED1),
+        (f"{RA}-random", SEED1),
+        (f"{RA}-background", SEED1),
+    ],
+    "Figure 6: another seed, another task, no training, recognized by the standard network": [
+        (S, S),
+        (SEED1, S),
+        (f"{RA}-background", S),
+        (f"{RA}-random", S),
+    ],
+    "Figure S9: optimised on the waveform or on the cochleagram, recognized by the other seed": [
+        (S, SEED1),
+        (f"{S}:cochleagram", f"{SEED1}:cochleagram"),
+        (f"{S}:cochleagram", SEED1),
+    ],
+}
+
+
+def _cells(run: Path) -> tuple[dict, dict, dict]:
+    catalog = Catalog(run)
+    layers: dict[str, list[str]] = {}
+    for r in catalog.query("SELECT model, layer, MIN(id) AS first FROM metamers GROUP BY model, layer ORDER BY first"):
+        layers.setdefault(r["model"], []).append(r["layer"])
+    cells = {
+        (c["generator"], c["recognizer"], c["layer"]): c
+        for c in catalog.query("SELECT * FROM transfer WHERE proportion IS NOT NULL")
+    }
+    accepted = {
+        (r["model"], r["layer"]): (r["ok"], r["n"])
+        for r in catalog.query(
+            "SELECT m.model, m.layer, SUM(v.accepted) AS ok, COUNT(*) AS n FROM metamers m "
+            "JOIN validation v ON v.metamer_id = m.id GROUP BY m.model, m.layer"
+        )
+    }
+    return layers, cells, accepted
+
+
+def _table(rows: list[tuple[str, str]], layers: dict, cells: dict, accepted: dict) -> list[str]:
+    width = max((len(v) for v in layers.values()), default=0)
+    head = ["generating network", "recognized by", *(f"stage {i + 1}" for i in range(width)), "natural clips"]
+    out = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for gen, rec in rows:
+        if gen not in layers:
+            continue
+        row = [f"`{gen}`", f"`{rec}`" + (" (own)" if gen == rec else "")]
+        natural = None
+        for lay in layers[gen]:
+            c = cells.get((gen, rec, lay))
+            if c is None:
+                row.append("-")
+                continue
+            ok, n = accepted.get((gen, lay), (c["n"], c["n"]))
+            note = "" if ok == n else f", {ok}/{n}"
+            row.append(f"{c['proportion']:.0%} (±{c['sem'] * 100:.0f}{note}) {lay.replace('net.', '')}")
+            natural = c["natural_accuracy"]
+        row += ["-"] * (width - len(layers[gen]))
+        row.append("-" if natural is None else f"{natural:.0%}")
+        out.append("| " + " | ".join(row) + " |")
+    return out
+
+
+def tables(run: Path, readme: bool = False) -> str:
+    layers, cells, accepted = _cells(run)
+    out: list[str] = []
+    if readme:
+        for title, rows in README_TABLES.items():
+            out += [f"**{title}**", "", *_table(rows, layers, cells, accepted), ""]
+    else:
+        pairs = list(dict.fromkeys((g, r) for g, r, _ in cells))
+        out += [*_table(pairs, layers, cells, accepted), ""]
+    out += ["| generating network | " + " | ".join(f"stage {i + 1}" for i in range(3)) + " |", "|" + " --- |" * 4]
+    for gen, lays in layers.items():
+        row = [f"{accepted.get((gen, lay), ('?', '?'))[0]}/{accepted.get((gen, lay), ('?', '?'))[1]} "
+               f"{lay.replace('net.', '')}" for lay in lays]  # fmt: skip
+        out.append(f"| `{gen}` accepted | " + " | ".join(row) + " |")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="the run directory of plans/audio-transfer.toml")
+    parser.add_argument("--readme", action="store_true", help="the README's three tables instead of every pair")
+    args = parser.parse_args()
+    print(tables(args.run, args.readme))
