@@ -139,6 +139,39 @@ def test_transfer_of_word_network_metamers(tmp_path, lite0):
     assert "word-standard-random" in (tmp_path / "transfer.csv").read_text()
 
 
+def test_a_layer_split_over_several_jobs_makes_one_cell_of_all_its_metamers(tmp_path):
+    """A plan's batch splits a layer's stimuli over result files (``__b0``, ``__b1``); transfer counts them together."""
+    from dataclasses import replace
+
+    from metamers import synthesize
+    from metamers.audio.clips import word_clips
+    from metamers.modality import as_written
+    from metamers.models import load
+    from metamers.runs import Catalog, transfer_dir
+    from metamers.settings import SynthesisSettings
+
+    words = ["friday", "nine", "tomorrow", "seven", "today"]
+    clips = as_written(word_clips(words, source="espeak-ng"))
+    standard = load("word-standard")
+    settings = SynthesisSettings.preset("feather2019_audio", iterations=0)
+    catalog = Catalog(tmp_path)
+    for b, (lo, hi) in enumerate([(0, 3), (3, 5)]):
+        r = synthesize(standard.module, clips[lo:hi], standard.layer("conv_0"), settings)
+        r = replace(r, metamers=clips[lo:hi].clone(), extra={"model": "word-standard", "stimuli": words[lo:hi]})
+        path = f"results/word-standard__conv_0__b{b}.safetensors"
+        r.save(tmp_path / path)
+        _validated(catalog, path, r, [True] * (hi - lo - 1) + [False])  # the last of each batch rejected
+
+    out = transfer_dir(tmp_path, ["word-standard-random"])
+    cells = {c.recognizer: c for c in out["cells"]}
+    assert len(out["cells"]) == 2 and cells["word-standard"].n == 3  # 2 + 1 accepted, from both files
+    heard = standard.predict(clips)[[0, 1, 3]]
+    expected = sum(standard.labels[int(h)] == w for h, w in zip(heard, ["friday", "nine", "seven"], strict=True)) / 3
+    assert cells["word-standard"].proportion == pytest.approx(expected)
+    rows = (tmp_path / "transfer.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + 2  # the header and one row per recognizer, not one per file
+
+
 def test_yamnet_and_the_word_networks_judge_each_other_where_their_labels_meet(tmp_path):
     """YAMNet judges word-network metamers on being speech; a word network judges YAMNet's metamers on their word."""
     from dataclasses import replace

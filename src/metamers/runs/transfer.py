@@ -138,6 +138,24 @@ def transfer_dir(
         return _transfer(directory, recognizers, source, spaces)
 
 
+def _by_layer(
+    results: dict[str, SynthesisResult], orders: dict[str, dict[str, int]]
+) -> dict[tuple[str, str], list[tuple[str, SynthesisResult]]]:
+    """Result files grouped by (generating model, layer), in forward-pass order, each group's batches in order: a plan
+    splits a layer's stimuli over several jobs, and a transfer cell counts them all."""
+
+    def batch(path: str) -> tuple[int, str]:
+        tail = Path(path).stem.rpartition("__b")[2]
+        return (int(tail), path) if tail.isdigit() else (0, path)
+
+    groups: dict[tuple[str, str], list[tuple[str, SynthesisResult]]] = {}
+    for f, res in sorted(
+        results.items(), key=lambda fr: (fr[1].extra["model"], orders[fr[1].extra["model"]][fr[1].layer], batch(fr[0]))
+    ):
+        groups.setdefault((res.extra["model"], res.layer), []).append((f, res))
+    return groups
+
+
 def _transfer(directory: Path, recognizers: list[str], source: str, spaces: Sequence[str]) -> dict:
     catalog = Catalog(directory)
     rows = catalog.query(
@@ -181,17 +199,20 @@ def _transfer(directory: Path, recognizers: list[str], source: str, spaces: Sequ
     for gen in sorted({r.extra["model"] for r in results.values()}):
         orders[gen] = {lay.name: lay.order for lay in list_layers(zoo(gen).module, zoo(gen).example())}
     cells: list[TransferCell] = []
-    for f, res in sorted(
-        results.items(), key=lambda fr: (fr[1].extra["model"], orders[fr[1].extra["model"]][fr[1].layer])
-    ):
-        gen = res.extra["model"]
+    for (gen, layer), parts in _by_layer(results, orders).items():
         gz = zoo(gen)
         audio = modality(gz.kind).is_sound
-        keep = accepted[f]
-        names = res.extra.get("stimuli", [str(i) for i in range(len(res))])
-        given = res.extra.get("labels") or [None] * len(names)  # the user's labels of their stimulus files
-        gen_logits = _logits(gz, res.stimuli)
-        x = as_presented(res.metamers, gz.kind) if source == "png" else res.metamers
+        keep, names, given, offset = [], [], [], 0  # one cell per (generator, layer): every batch's metamers
+        for f, res in parts:
+            keep += [offset + i for i in accepted[f]]
+            n = len(res.stimuli)
+            names += list(res.extra.get("stimuli", [str(offset + i) for i in range(n)]))
+            given += list(res.extra.get("labels") or [None] * n)  # the user's labels of their stimulus files
+            offset += n
+        stimuli = torch.cat([res.stimuli for _, res in parts])
+        metamers = torch.cat([res.metamers for _, res in parts])
+        gen_logits = _logits(gz, stimuli)
+        x = as_presented(metamers, gz.kind) if source == "png" else metamers
         recs = [r for r in dict.fromkeys([gen, *recognizers]) if zoo(r).kind == gz.kind]
         own_labels = not audio and gz.labels != imagenet_labels()
         for space in (AUDIO_SPACE,) if audio else ((OWN_SPACE,) if own_labels else spaces):
@@ -214,7 +235,7 @@ def _transfer(directory: Path, recognizers: list[str], source: str, spaces: Sequ
                     words = [given[i] or names[i] for i in keep]
                     speech = speech_classes(rz.labels)
                     if speech and not any(w in rz.labels for w in words):
-                        cells.append(_speech_cell(gen, res.layer, rz, source, x[keep], res.stimuli[keep], speech))
+                        cells.append(_speech_cell(gen, layer, rz, source, x[keep], stimuli[keep], speech))
                         continue
                     ref = _word_reference(words, rz, gz, reference[keep])
                     n_classes = len(rz.labels)
@@ -223,8 +244,8 @@ def _transfer(directory: Path, recognizers: list[str], source: str, spaces: Sequ
                     n_classes = {"imagenet": 1000, "16-way": 16}.get(space, len(gz.labels))
                 none = torch.zeros(0, dtype=torch.long)
                 on_metamers = _labels(_logits(rz, x[keep]), space) if keep else none
-                on_natural = _labels(_logits(rz, res.stimuli[keep]), space) if keep else none
-                cell = transfer_cell(gen, res.layer, rec, space, source, on_metamers, on_natural, ref, n_classes)
+                on_natural = _labels(_logits(rz, stimuli[keep]), space) if keep else none
+                cell = transfer_cell(gen, layer, rec, space, source, on_metamers, on_natural, ref, n_classes)
                 cells.append(cell)
     catalog.set_transfer([c.as_dict() for c in cells], replace=True)  # the catalog holds what transfer.csv holds
     csv_path = directory / "transfer.csv"
