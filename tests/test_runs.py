@@ -252,3 +252,24 @@ def test_a_plans_fidelity_test_judges_the_file_validation_reads():
     assert own.settings("image").stop_on == "float"
     audio = parse_plan({"model": model, "synthesis": {"audio": {"stop_rho": 0.99, "stop_on": "16-bit"}}})
     assert audio.settings("cochleagram").stop_on == "float"  # a WAV's rounding is not a cochleagram's
+
+
+def test_a_finished_result_is_reused_whatever_rounding_made_its_stimuli():
+    """Stimuli made with another thread count differ by ~1e-7: the result stands; another stimulus does not."""
+    import torch
+
+    from metamers.runs.jobs import reusable
+    from metamers.settings import SynthesisSettings
+    from metamers.synthesis import synthesize
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 4))
+    x = torch.rand(2, 3, 2, 2)
+    settings = SynthesisSettings(iterations=2)
+    r = synthesize(net, x, "1", settings)
+    r.extra.update(stimuli=["a", "b"], weights_id="w")
+    assert reusable(r, settings, x + 1e-7, ["a", "b"], "w")
+    assert not reusable(r, settings, x + 1e-4, ["a", "b"], "w")  # a different stimulus
+    assert not reusable(r, settings, x[:1], ["a"], "w")
+    assert not reusable(r, settings.replace(iterations=3), x, ["a", "b"], "w")
+    assert not reusable(r, settings, x, ["a", "b"], "other weights")
