@@ -8,6 +8,10 @@ were accepted, how many were.  A last table counts the accepted metamers of each
 
     .venv/bin/python scripts/audio_study_tables.py runs/audio-transfer            # every pair
     .venv/bin/python scripts/audio_study_tables.py runs/audio-transfer --readme   # the README's three tables
+    .venv/bin/python scripts/audio_study_tables.py runs/audio-transfer --figure docs/images/audio_study_transfer.png
+
+The figure has one panel per word network (and the other seed's cochleagram view), each generating network's metamers
+recognized by it against the stage, the generator's own curve left out.
 """
 
 from __future__ import annotations
@@ -91,6 +95,23 @@ def _table(rows: list[tuple[str, str]], layers: dict, cells: dict, accepted: dic
     return out
 
 
+def figure(run: Path, path: Path) -> Path:
+    """The README's figure: recognition by each word network of the other networks' metamers, stage by stage."""
+    from metamers.report.figures import transfer_curves
+    from metamers.transfer import TransferCell
+
+    recognizers = (S, RA, SEED1, f"{SEED1}:cochleagram")
+    rows = Catalog(run).query("SELECT * FROM transfer WHERE proportion IS NOT NULL")
+    cells = [TransferCell(**{**r, "own": bool(r["own"])}) for r in rows if r["recognizer"] in recognizers]
+    cells = [c for c in cells if not c.own]
+    cells.sort(key=lambda c: (recognizers.index(c.recognizer), c.generator))
+    order = {"conv_1": 0, "pool_1": 0, "conv_3": 1, "fc_intermediate": 2}
+    order.update({f"net.{k}": v for k, v in order.items()})
+    title = ("Audio metamers recognized as their word by the other word networks (159 labels): dashed = natural "
+             "clips, dotted = chance, bars = bootstrap SEM over 14 words")  # fmt: skip
+    return transfer_curves(cells, order, path, title=title)
+
+
 def tables(run: Path, readme: bool = False) -> str:
     layers, cells, accepted = _cells(run)
     out: list[str] = []
@@ -112,5 +133,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="the run directory of plans/audio-transfer.toml")
     parser.add_argument("--readme", action="store_true", help="the README's three tables instead of every pair")
+    parser.add_argument("--figure", type=Path, help="write the README's figure (PNG) here instead")
     args = parser.parse_args()
-    print(tables(args.run, args.readme))
+    if args.figure:
+        print(figure(args.run, args.figure))
+    else:
+        print(tables(args.run, args.readme))

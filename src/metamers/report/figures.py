@@ -27,9 +27,9 @@ def _save(fig, path: str | os.PathLike) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     if path.suffix == ".png" and path.parent.name == "figures":  # charts: also as SVG, for print
-        fig.savefig(path.with_suffix(".svg"))
+        fig.savefig(path.with_suffix(".svg"), bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -158,7 +158,12 @@ def transfer_curves(cells: Sequence, order: dict[str, int], path: str | os.PathL
         ax.set_ylim(-0.03, 1.05)
         ax.set_xlabel("generation layer", fontsize=8)
     axes[0][0].set_ylabel(f"proportion correct ({space})", fontsize=8)
-    axes[0][0].legend(fontsize=6, loc="lower left")
+    handles: dict[str, object] = {}  # every generator once, in one legend below the panels
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(lab, h)
+    fig.legend(list(handles.values()), list(handles), loc="upper center", bbox_to_anchor=(0.5, 0.0),
+               ncol=min(4, max(len(handles), 1)), fontsize=7, frameon=False)  # fmt: skip
     fig.suptitle(title or f"Metamer transfer ({space}): dashed = natural stimuli, dotted = chance; error bars = "
                  "bootstrap SEM", fontsize=8)  # fmt: skip
     return _save(fig, path)
