@@ -56,6 +56,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/null_speed.py
 	$(BIN)/python benchmarks/peers.py
 	$(BIN)/python benchmarks/peers.py --modality audio --iterations 60
+	$(BIN)/python benchmarks/cochleagram_backward.py
 	$(BIN)/python benchmarks/ray_workers.py
 
 clean:

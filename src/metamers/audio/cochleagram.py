@@ -258,11 +258,12 @@ class _StridedFilter(torch.autograd.Function):
     """``conv1d(x, kernel, stride=stride)`` for one-channel ``x`` ``[rows, 1, n]`` and a fixed ``kernel``, with a
     polyphase backward pass.
 
-    The gradient of a strided convolution is a strided transposed convolution, which oneDNN computes 3-4x slower
-    than the forward pass for these long one-channel filters (most of a synthesis step's time in the cochleagram).
-    Split into its ``stride`` phases, it is an ordinary transposed convolution with ``stride`` output channels, each
-    phase's taps ``kernel[j::stride]``, interleaved back into time order: the same sums (the gradients agree to
-    float rounding, ~1e-7 relative), 2-3x faster. The forward pass is unchanged.
+    The gradient of a strided convolution is a strided transposed convolution, which oneDNN computes several times
+    slower than the forward pass for these long one-channel filters. Split into its ``stride`` phases, it is an
+    ordinary transposed convolution with ``stride`` output channels, each phase's taps ``kernel[j::stride]``,
+    interleaved back into time order: the same sums (the gradients agree to float rounding, ~1e-7 relative), and
+    the cochleagram's forward and backward pass is 16% shorter (``benchmarks/cochleagram_backward.py``). The
+    forward pass is unchanged.
     """
 
     @staticmethod
