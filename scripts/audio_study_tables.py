@@ -47,7 +47,6 @@ README_TABLES = {
     "Figure S9: optimised on the waveform or on the cochleagram, recognized by the other seed": [
         (S, SEED1),
         (f"{S}:cochleagram", f"{SEED1}:cochleagram"),
-        (f"{S}:cochleagram", SEED1),
     ],
 }
 
@@ -121,11 +120,12 @@ def tables(run: Path, readme: bool = False) -> str:
     else:
         pairs = list(dict.fromkeys((g, r) for g, r, _ in cells))
         out += [*_table(pairs, layers, cells, accepted), ""]
+    out += ["**Accepted metamers**", ""]
     out += ["| generating network | " + " | ".join(f"stage {i + 1}" for i in range(3)) + " |", "|" + " --- |" * 4]
     for gen, lays in layers.items():
         row = [f"{accepted.get((gen, lay), ('?', '?'))[0]}/{accepted.get((gen, lay), ('?', '?'))[1]} "
                f"{lay.replace('net.', '')}" for lay in lays]  # fmt: skip
-        out.append(f"| `{gen}` accepted | " + " | ".join(row) + " |")
+        out.append(f"| `{gen}` | " + " | ".join(row) + " |")
     return "\n".join(out) + "\n"
 
 

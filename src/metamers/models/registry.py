@@ -161,7 +161,7 @@ def _needs_shipped(name: str) -> Callable[[], str | None]:
 SECOND_SEED = (
     "the paper's networks trained from a second seed are not published, so none ship here; bring your own "
     "checkpoint of the same architecture: load(ARCH, weights=PATH), or `--weights PATH` on the command line; "
-    "word networks: word-standard-seed1 ships, train others with `metamers train --seed N`"
+    "word networks: word-standard-seed1 and word-real-standard-seed1 ship, train others with `metamers train --seed N`"
 )
 
 
