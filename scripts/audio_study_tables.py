@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from metamers.runs.catalog import Catalog
+from metamers.runs.rundir import RunDir
 
 S = "word-real-standard"
 RA = "word-real-reduced-aliasing"
@@ -52,21 +52,18 @@ README_TABLES = {
 
 
 def _cells(run: Path) -> tuple[dict, dict, dict]:
-    catalog = Catalog(run)
+    """Each generator's layers in forward order, the transfer cells by (generator, recognizer, layer), and the
+    (accepted, validated) count of each (generator, layer), read through :class:`~metamers.runs.rundir.RunDir`."""
+    rundir = RunDir(run)
     layers: dict[str, list[str]] = {}
-    for r in catalog.query("SELECT model, layer, MIN(id) AS first FROM metamers GROUP BY model, layer ORDER BY first"):
-        layers.setdefault(r["model"], []).append(r["layer"])
-    cells = {
-        (c["generator"], c["recognizer"], c["layer"]): c
-        for c in catalog.query("SELECT * FROM transfer WHERE proportion IS NOT NULL")
-    }
-    accepted = {
-        (r["model"], r["layer"]): (r["ok"], r["n"])
-        for r in catalog.query(
-            "SELECT m.model, m.layer, SUM(v.accepted) AS ok, COUNT(*) AS n FROM metamers m "
-            "JOIN validation v ON v.metamer_id = m.id GROUP BY m.model, m.layer"
-        )
-    }
+    accepted: dict[tuple[str, str], tuple[int, int]] = {}
+    for m in rundir.metamers():  # job order: each generator's layers as the plan listed them
+        if m["layer"] not in layers.setdefault(m["model"], []):
+            layers[m["model"]].append(m["layer"])
+        if m["accepted"] is not None:
+            ok, n = accepted.get((m["model"], m["layer"]), (0, 0))
+            accepted[(m["model"], m["layer"])] = (ok + int(m["accepted"]), n + 1)
+    cells = {(c["generator"], c["recognizer"], c["layer"]): c for c in rundir.transfer() if c["proportion"] is not None}
     return layers, cells, accepted
 
 
@@ -100,8 +97,8 @@ def figure(run: Path, path: Path) -> Path:
     from metamers.transfer import TransferCell
 
     recognizers = (S, RA, SEED1, f"{SEED1}:cochleagram")
-    rows = Catalog(run).query("SELECT * FROM transfer WHERE proportion IS NOT NULL")
-    cells = [TransferCell(**{**r, "own": bool(r["own"])}) for r in rows if r["recognizer"] in recognizers]
+    rows = [r for r in RunDir(run).transfer() if r["proportion"] is not None and r["recognizer"] in recognizers]
+    cells = [TransferCell(**{**r, "own": bool(r["own"])}) for r in rows]
     cells = [c for c in cells if not c.own]
     cells.sort(key=lambda c: (recognizers.index(c.recognizer), c.generator))
     order = {"conv_1": 0, "pool_1": 0, "conv_3": 1, "fc_intermediate": 2}
