@@ -119,6 +119,44 @@ def test_joint_task_trains_both_heads(tiny_corpus, tmp_path):
     assert state["logits_background.weight"].shape[0] == 8
     zoo = word_model("word-standard", weights=export_weights(state, card, tmp_path / "j.safetensors"))
     assert zoo.module.net.logits_background is not None
+    assert 0.0 <= card["valid_background_accuracy"] <= 1.0
+    assert zoo.provenance["card"]["valid_background_accuracy"] == card["valid_background_accuracy"]
+
+
+@pytest.mark.slow
+def test_joint_training_teaches_both_heads(tiny_corpus, tmp_path):
+    from metamers.audio.training import evaluate
+    from metamers.audio.word_nets import WordNet
+
+    settings = TrainSettings(width=0.125, task="joint", epochs=12, patience=20, batch_size=16, seed=0)
+    card = train_word_net(tiny_corpus, tmp_path / "joint", settings, progress=False, eval_splits=())
+    net = WordNet(len(WORDS), width=0.125, n_background=8)
+    net.load_state_dict(torch.load(tmp_path / "joint" / "model.pt", weights_only=True))
+    x = torch.from_numpy(np.array(cached_cochleagrams(tiny_corpus / "train", progress=False)))
+    words, _ = evaluate(net, x, torch.from_numpy(np.load(tiny_corpus / "train" / "words.npy")))
+    backgrounds, _ = evaluate(
+        net, x, torch.from_numpy(np.load(tiny_corpus / "train" / "backgrounds.npy")), head="background"
+    )
+    assert words > 0.4, card["history"]  # chance 0.25
+    assert backgrounds > 0.25, card["history"]  # chance 0.125
+
+
+def test_a_joint_checkpoint_from_before_the_background_weight_resumes_only_as_equal_weights():
+    from metamers.audio.training import _recipe
+
+    old = {"settings": {**TrainSettings(task="joint").to_dict()}, "corpus": "h", "n_train": 1}
+    del old["settings"]["background_weight"]
+    equal = {"settings": TrainSettings(task="joint", background_weight=1.0).to_dict(), "corpus": "h", "n_train": 1}
+    tenth = {"settings": TrainSettings(task="joint", background_weight=0.1).to_dict(), "corpus": "h", "n_train": 1}
+    assert _recipe(old) == _recipe(equal) != _recipe(tenth)
+    # a word-task run does not read the weight, so it is not part of its recipe
+    word = {"settings": TrainSettings().to_dict(), "corpus": "h", "n_train": 1}
+    assert _recipe(word) == _recipe({**word, "settings": {**word["settings"], "background_weight": 0.5}})
+
+
+def test_background_weight_must_be_positive():
+    with pytest.raises(TrainingError, match="background_weight"):
+        TrainSettings(task="joint", background_weight=0.0)
 
 
 def test_held_out_accuracy_is_scored_on_every_test_split_and_per_voice(tiny_corpus, tmp_path):

@@ -233,6 +233,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
             target_accuracy=args.target_accuracy,
             max_minutes=args.max_minutes,
             seed=args.seed,
+            background_weight=args.background_weight,
         )
         out = Path(args.out)
         corpus = args.corpus or "default"
@@ -502,6 +503,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--architecture", default="standard", choices=["standard", "reduced-aliasing"])
     q.add_argument("--width", type=float, default=0.125, help="channel scale, 1.0 = the paper's (default: %(default)s)")
     q.add_argument("--task", default="word", choices=["word", "background", "joint"])
+    q.add_argument(
+        "--background-weight",
+        type=float,
+        default=0.1,
+        help="joint task: scale of the background head's loss against the word head's (default: %(default)s; at 1.0 "
+        "the word head stayed at chance)",
+    )
     q.add_argument(
         "--corpus",
         help="corpus root, or a corpus's name: 'default' (~/.cache/metamers/corpus, or $METAMERS_CORPUS) or 'real' "

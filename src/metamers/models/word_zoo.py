@@ -133,7 +133,11 @@ def word_model(
     if load_weights:
         state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
         net.load_state_dict(state)
-        provenance = {"file": str(path), "sha256": sha256_file(path), "card": {k: card.get(k) for k in _CARD_KEYS}}
+        provenance = {
+            "file": str(path),
+            "sha256": sha256_file(path),
+            "card": {k: card[k] for k in _CARD_KEYS if k in card},
+        }
         label = name if weights is None else f"{name}@{path.stem}"
     else:
         provenance = {"random_init_seed": seed, "architecture": arch, "width": card["width"]}
@@ -152,7 +156,17 @@ def word_model(
     )
 
 
-_CARD_KEYS = ("architecture", "width", "task", "training", "corpus", "valid_accuracy", "held_out", "stopped")
+_CARD_KEYS = (
+    "architecture",
+    "width",
+    "task",
+    "training",
+    "corpus",
+    "valid_accuracy",
+    "valid_background_accuracy",
+    "held_out",
+    "stopped",
+)
 
 
 COCHLEAGRAM_VIEW = ":cochleagram"
