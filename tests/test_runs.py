@@ -68,6 +68,7 @@ def test_a_plan_round_trips_through_toml():
         ({"model": [{"name": "m"}], "synthesis": {"image": {"step": 1}}}, "unknown key(s) step in [synthesis.image]"),
         ({"model": [{"name": "m"}], "validation": {"source": "jpeg"}}, 'choose "png"'),
         ({"model": [{"name": "m"}], "batch": 0}, "batch = 0"),
+        ({"model": [{"name": "m"}], "synthesis": {"audio": {"stop_past_null": 1}}}, "stop_past_null = 1: give"),
     ],
 )
 def test_a_bad_plan_says_what_is_wrong(data, message):
@@ -273,3 +274,43 @@ def test_a_finished_result_is_reused_whatever_rounding_made_its_stimuli():
     assert not reusable(r, settings, x[:1], ["a"], "w")
     assert not reusable(r, settings.replace(iterations=3), x, ["a", "b"], "w")
     assert not reusable(r, settings, x, ["a", "b"], "other weights")
+
+
+def test_stop_past_null_stops_each_metamer_past_its_layers_null_which_validation_then_reuses(tmp_path):
+    """An untrained network's null is high (0.97-0.99 at its deep layers): a fixed stop_rho can lie inside it."""
+    from metamers.synthesis import SynthesisResult
+
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        'name = "null-stop"\nbatch = 2\n[stimuli]\nwords = ["may", "nine"]\nspeech = "espeak-ng"\n'
+        "[synthesis.audio]\niterations = 60\nlr = 0.002\nstop_rho = 0.5\ncheck_every = 10\n"
+        "stop_past_null = 0.5\n[validation]\npairs = 200\n"
+        '[[model]]\nname = "word-standard-random"\nlayers = ["conv_4", "fc_intermediate"]\n'
+    )
+    out = tmp_path / "run"
+    summary = run_plan(plan, out, progress=False)
+    assert summary["jobs"] == {"done": 2, "failed": 0}
+    catalog = Catalog(out)
+    nulls = list((out / "nulls").glob("*.safetensors"))
+    made = {p.name: p.stat().st_mtime_ns for p in nulls}
+    for layer in ("conv_4", "fc_intermediate"):
+        r = SynthesisResult.load(out / "results" / f"word-standard-random__{layer}__b0.safetensors")
+        rows = catalog.query(
+            "SELECT v.null_threshold AS t FROM metamers m JOIN validation v ON v.metamer_id = m.id WHERE m.layer = ?",
+            (r.layer,),
+        )
+        t = rows[0]["t"]
+        assert {row["t"] for row in rows} == {t}
+        # the stop is the validation's own threshold, half-way from it to 1, above the plan's floor of 0.5
+        assert r.settings.stop_rho == pytest.approx(max(0.5, t + 0.5 * (1 - t)), abs=1e-12)
+        assert r.settings.stop_rho > t
+    # validation computed no null of its own: one file per measured layer, those the run made before synthesis
+    assert len(nulls) == len(load_zoo("word-standard-random").stages)
+    run_plan(plan, out, progress=False)  # resumed: nothing new
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "nulls").glob("*.safetensors")} == made
+
+
+def load_zoo(name):
+    from metamers.models import load
+
+    return load(name)

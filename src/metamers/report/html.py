@@ -234,7 +234,16 @@ def write_report(directory: str | os.PathLike) -> Path:
     for kind in ("image", "audio"):
         if any(k == kind for k in kinds.values()):
             s = plan.settings(kind)
-            if s.stop_rho is not None:
+            past = plan.stop_past_null(kind)
+            if past is not None:
+                label = " with its stimulus's label" if s.stop_label else ""
+                floor = f" (and at least {s.stop_rho:g})" if s.stop_rho is not None else ""
+                short.append(
+                    f"each {kind} metamer ran until its rho at the layer had closed {past:.0%} of the gap between "
+                    f"its layer's null and 1{floor}{label}, at most {s.iterations:,} iterations (the paper: "
+                    f"{PAPER['iterations']:,} whatever happens)"
+                )
+            elif s.stop_rho is not None:
                 label = " with its stimulus's label" if s.stop_label else ""
                 short.append(
                     f"each {kind} metamer ran until its rho at the layer reached {s.stop_rho:g}{label}, at most "

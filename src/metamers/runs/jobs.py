@@ -51,6 +51,7 @@ class Job:
     batch: int
     names: tuple[str, ...]
     iterations: int
+    stop_rho: float | None = None  # set by the run from the layer's null (a plan's stop_past_null); None: the plan's
 
     @property
     def name(self) -> str:
@@ -189,6 +190,8 @@ def execute_job(
     try:
         zoo, x = _job_inputs(job, plan)
         settings = plan.settings(job.kind).replace(seed=plan.seed + job.batch)
+        if job.stop_rho is not None:
+            settings = settings.replace(stop_rho=job.stop_rho)
         if zoo.kind == "cochleagram":  # a cochleagram is bounded below by 0, not a waveform's [-1, 1]
             settings = settings.replace(bounds=zoo.bounds)
         path = out / job.result

@@ -78,6 +78,10 @@ iterations = 3000           # layer reaches 0.99 with its stimulus's label (stop
                             # step along each direction; "feather2019" is the paper's Adam, 15000 iterations at
                             # 0.001 whatever happens
 checkpoint_every = 500      # iterations between checkpoints of a running job
+# stop_past_null = 0.9      # stop relative to the null instead: the run computes the validation's null of each
+                            # generating layer first, and each metamer stops once its rho has closed this fraction of
+                            # the gap between the null's threshold and 1 (0.9: a null maximum of 0.99 asks 0.999,
+                            # one of 0.5 asks 0.95); with stop_rho too, the higher of the two
 
 [synthesis.audio]
 preset = "feather2019_audio"  # the same, starting from pink noise at RMS 0.01, bounds [-1, 1]
@@ -189,6 +193,7 @@ class Plan:
             s["stop_on"] = modality(kind).resolution
         kind = _modality(kind)
         s.pop("checkpoint_every", None)
+        s.pop("stop_past_null", None)
         preset = s.pop("preset", _DEFAULT_PRESET[kind])
         return SynthesisSettings.preset(preset, **{"seed": self.seed, **s})
 
@@ -196,6 +201,15 @@ class Plan:
         """Iterations between checkpoints of a running job of ``kind``."""
         table = {**self.synthesis.get(_modality(kind), {}), **self.synthesis.get(kind, {})}
         return int(table.get("checkpoint_every", 500))
+
+    def stop_past_null(self, kind: str) -> float | None:
+        """The fraction of the gap between the null's threshold and 1 that a metamer of ``kind`` closes before it
+        stops (``stop_past_null`` of its synthesis table), or None to stop on the settings alone."""
+        table = {**self.synthesis.get(_modality(kind), {})}
+        if kind == "cochleagram":
+            table.update(self.synthesis.get("cochleagram", {}))
+        value = table.get("stop_past_null")
+        return None if value is None else float(value)
 
     def files(self, kind: str) -> StimulusFiles | None:
         """The user's stimulus files for models of ``kind``, or None when the plan uses built-in stimuli."""
@@ -323,8 +337,15 @@ def _synthesis(table: Mapping) -> dict:
     out = {}
     for kind, s in table.items():
         _table(s, f"[synthesis.{kind}]")
-        _check_keys(s, _SETTINGS | {"preset", "checkpoint_every"}, f"[synthesis.{kind}]")
+        _check_keys(s, _SETTINGS | {"preset", "checkpoint_every", "stop_past_null"}, f"[synthesis.{kind}]")
         s = dict(s)
+        if "stop_past_null" in s:
+            f = s["stop_past_null"]
+            if isinstance(f, bool) or not isinstance(f, int | float) or not 0 < f < 1:
+                raise PlanError(
+                    f"[synthesis.{kind}] stop_past_null = {f!r}: give the fraction of the gap between the null and "
+                    "1 that a metamer must close before it stops, between 0 and 1 (e.g. 0.9)."
+                )
         if isinstance(s.get("bounds"), list):
             s["bounds"] = tuple(s["bounds"])
         if "checkpoint_every" in s:

@@ -319,6 +319,7 @@ def _session(
                 continue
             remember_inputs(plan, zoo, stimuli)
             todo += [j for j in jobs if j.model == zoo.name and not (j.name in done_before and complete(j, out))]
+        todo = _stop_past_null(plan, zoos, todo, out, bar, log)
         if executor == "ray":
             from metamers.runs.ray_executor import run_on_ray
 
@@ -361,6 +362,37 @@ def _session(
         metamers=counts["n"], accepted=counts["accepted"], seconds=seconds, report=report if report.exists() else None
     )
     return summary
+
+
+def _stop_past_null(
+    plan: Plan, zoos: dict[str, ZooModel], todo: list[Job], out: Path, bar: Bar, log: logging.Logger
+) -> list[Job]:
+    """The jobs with each one's ``stop_rho`` set from its layer's null, for the models whose synthesis table has
+    ``stop_past_null``: rho must close that fraction of the gap between the null's threshold and 1 (or reach the
+    plan's ``stop_rho``, if higher). The nulls are the validation's, computed now and reused by it."""
+    import dataclasses
+
+    from metamers.runs.validate import null_thresholds
+    from metamers.validation import AcceptanceRule
+
+    rule = AcceptanceRule(same_label=plan.same_label, null_percentile=plan.percentile)
+    stops: dict[tuple[str, str], float] = {}
+    for model in dict.fromkeys(j.model for j in todo):
+        zoo = zoos[model]
+        fraction = plan.stop_past_null(zoo.kind)
+        if fraction is None:
+            continue
+        bar.describe(f"nulls of {model}")
+        layers = list(dict.fromkeys(j.layer for j in todo if j.model == model))
+        own = {k: f for k in ("image", "audio") if (f := plan.null_files(k)) is not None}  # as validation's
+        null = null_thresholds(out, zoo, layers, plan.pairs, rule, plan.seed, own)
+        floor = plan.settings(zoo.kind).stop_rho
+        for layer, t in null.items():
+            stops[(model, layer)] = max(t + fraction * (1 - t), floor if floor is not None else -1.0)
+            log.info("%s %s: the null's threshold is %.4f; each metamer stops at rho >= %.4f (stop_past_null %g)",
+                     model, layer, t, stops[(model, layer)], fraction)  # fmt: skip
+    return [dataclasses.replace(j, stop_rho=stops[(j.model, j.layer)]) if (j.model, j.layer) in stops else j
+            for j in todo]  # fmt: skip
 
 
 def _steps(

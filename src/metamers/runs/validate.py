@@ -33,6 +33,7 @@ __all__ = [
     "MIN_PAIRS",
     "clips_for_pairs",
     "images_per_source",
+    "null_thresholds",
     "validate_dir",
 ]
 
@@ -103,6 +104,36 @@ def _nulls(
         r = out[lay].numpy()
         catalog.add_null(zoo.name, lay, base, len(r), float(np.median(r)), float(np.percentile(r, 99)), float(r.max()))
     return out
+
+
+def null_thresholds(
+    directory: str | os.PathLike,
+    zoo: ZooModel,
+    layers: Sequence[str],
+    n_pairs: int,
+    rule: AcceptanceRule,
+    seed: int = 0,
+    null_files: Mapping[str, StimulusFiles] | None = None,
+) -> dict[str, float]:
+    """The rho a metamer of each of ``layers`` must exceed, from the nulls that validating ``directory`` will use.
+
+    The nulls of every layer validation measures (the model's stages and ``layers``) are computed now, with the
+    same source, pairs and seed, and kept in ``directory/nulls``: the later validation reuses them. A run calls this
+    before synthesis to stop each metamer relative to its layer's null (a plan's ``stop_past_null``).
+
+    Examples
+    --------
+    >>> t = null_thresholds("runs/x", load("word-real-standard"), ["net.conv_3"], 20000, AcceptanceRule())
+    ... # doctest: +SKIP
+    >>> 0 < t["net.conv_3"] < 1  # doctest: +SKIP
+    True
+    """
+    directory = Path(directory)
+    order = {lay.name: lay for lay in list_layers(zoo.module, zoo.example())}
+    measured = sorted(set(zoo.stages.values()) | set(layers), key=lambda n: order[n].order)
+    nulls = _nulls(zoo, measured, NullStore(directory / "nulls"), n_pairs, seed, NULL_IMAGES, Catalog(directory),
+                   null_files)  # fmt: skip
+    return {lay: rule.threshold(nulls[lay]) for lay in layers}
 
 
 def _own_null_source(zoo: ZooModel, n_pairs: int, seed: int, found: StimulusFiles):
