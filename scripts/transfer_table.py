@@ -14,7 +14,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from metamers.runs.catalog import Catalog
+from metamers.runs.rundir import RunDir
 from metamers.transfer import figure5_trend
 
 SPACE = {"imagenet": "1000-way", "16-way": "16-way"}
@@ -25,19 +25,15 @@ def _mean(cells: list[dict], key: str) -> float:
 
 
 def table(run: Path) -> str:
-    catalog = Catalog(run)
-    cells = [c for c in catalog.query("SELECT * FROM transfer ORDER BY rowid") if c["proportion"] is not None]
-    rows = catalog.query(
-        "SELECT DISTINCT m.model, m.layer, j.stage FROM metamers m JOIN jobs j ON j.output = m.result_file"
-    )
-    stages = {(r["model"], r["layer"]): r["stage"] for r in rows}
-    accepted = {
-        (r["model"], r["layer"]): (r["ok"], r["n"])
-        for r in catalog.query(
-            "SELECT m.model, m.layer, SUM(v.accepted) AS ok, COUNT(*) AS n FROM metamers m "
-            "JOIN validation v ON v.metamer_id = m.id GROUP BY m.model, m.layer"
-        )
-    }
+    rundir = RunDir(run)
+    cells = [c for c in rundir.transfer() if c["proportion"] is not None]
+    stages = rundir.stage_names()
+    accepted: dict[tuple[str, str], list[int]] = {}
+    for m in rundir.metamers():
+        if m["accepted"] is not None:
+            count = accepted.setdefault((m["model"], m["layer"]), [0, 0])
+            count[0] += bool(m["accepted"])
+            count[1] += 1
     out = []
     for gen in dict.fromkeys(c["generator"] for c in cells):
         for space in dict.fromkeys(c["label_space"] for c in cells if c["generator"] == gen):
