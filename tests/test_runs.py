@@ -310,6 +310,19 @@ def test_stop_past_null_stops_each_metamer_past_its_layers_null_which_validation
     assert {p.name: p.stat().st_mtime_ns for p in (out / "nulls").glob("*.safetensors")} == made
 
 
+def test_stop_past_null_without_a_stop_rho_of_its_own_stops_at_the_nulls_rho_alone():
+    plan = parse_plan(
+        {"model": [{"name": "m", "layers": ["x"]}],
+         "synthesis": {"audio": {"stop_past_null": 0.9, "stop_label": True}}}
+    )  # fmt: skip
+    assert plan.settings("audio").stop_rho == 1.0  # before the run has the null: no metamer stops early
+    assert plan.settings("audio", null_stop=0.95).stop_rho == 0.95 and plan.settings("audio").stop_label
+    floored = parse_plan(
+        {"model": [{"name": "m", "layers": ["x"]}], "synthesis": {"audio": {"stop_past_null": 0.9, "stop_rho": 0.99}}}
+    )
+    assert floored.settings("audio", null_stop=0.95).stop_rho == 0.99
+
+
 def load_zoo(name):
     from metamers.models import load
 

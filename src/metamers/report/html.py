@@ -237,7 +237,8 @@ def write_report(directory: str | os.PathLike) -> Path:
             past = plan.stop_past_null(kind)
             if past is not None:
                 label = " with its stimulus's label" if s.stop_label else ""
-                floor = f" (and at least {s.stop_rho:g})" if s.stop_rho is not None else ""
+                given = plan.synthesis.get(kind, {}).get("stop_rho")
+                floor = f" (and at least {given:g})" if given is not None else ""
                 short.append(
                     f"each {kind} metamer ran until its rho at the layer had closed {past:.0%} of the gap between "
                     f"its layer's null and 1{floor}{label}, at most {s.iterations:,} iterations (the paper: "

@@ -51,7 +51,7 @@ class Job:
     batch: int
     names: tuple[str, ...]
     iterations: int
-    stop_rho: float | None = None  # set by the run from the layer's null (a plan's stop_past_null); None: the plan's
+    stop_rho: float | None = None  # the rho its layer's null asks (a plan's stop_past_null; set by the run)
 
     @property
     def name(self) -> str:
@@ -189,9 +189,7 @@ def execute_job(
     info = {"pid": os.getpid(), "host": socket.gethostname(), "reused": False, "rho": [], "error": None}
     try:
         zoo, x = _job_inputs(job, plan)
-        settings = plan.settings(job.kind).replace(seed=plan.seed + job.batch)
-        if job.stop_rho is not None:
-            settings = settings.replace(stop_rho=job.stop_rho)
+        settings = plan.settings(job.kind, null_stop=job.stop_rho).replace(seed=plan.seed + job.batch)
         if zoo.kind == "cochleagram":  # a cochleagram is bounded below by 0, not a waveform's [-1, 1]
             settings = settings.replace(bounds=zoo.bounds)
         path = out / job.result

@@ -183,8 +183,12 @@ class Plan:
     null_images: str | None = None  # the null's source, instead of the built-in pictures
     null_sounds: str | None = None  # instead of the built-in speech clips
 
-    def settings(self, kind: str) -> SynthesisSettings:
-        """The synthesis settings of ``kind`` ("image" or "audio"; "cochleagram" takes the audio ones)."""
+    def settings(self, kind: str, null_stop: float | None = None) -> SynthesisSettings:
+        """The synthesis settings of ``kind`` ("image" or "audio"; "cochleagram" takes the audio ones).
+
+        With ``stop_past_null`` in the table, ``null_stop`` is the rho a job's layer asks from its null (the run
+        computes it): ``stop_rho`` becomes the higher of it and the table's ``stop_rho``. Without it (no null yet),
+        a table with no ``stop_rho`` of its own gets 1.0, a stop no metamer reaches."""
         s = dict(self.synthesis.get(_modality(kind), {}))
         if kind == "cochleagram":
             s.pop("stop_on", None)  # how a waveform's file holds it says nothing of how a cochleagram is judged
@@ -193,7 +197,12 @@ class Plan:
             s["stop_on"] = modality(kind).resolution
         kind = _modality(kind)
         s.pop("checkpoint_every", None)
-        s.pop("stop_past_null", None)
+        if s.pop("stop_past_null", None) is not None:
+            floor = s.get("stop_rho")
+            if null_stop is not None:
+                s["stop_rho"] = null_stop if floor is None else max(null_stop, floor)
+            elif floor is None:
+                s["stop_rho"] = 1.0  # until the run sets it from the layer's null
         preset = s.pop("preset", _DEFAULT_PRESET[kind])
         return SynthesisSettings.preset(preset, **{"seed": self.seed, **s})
 

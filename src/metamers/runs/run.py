@@ -386,11 +386,10 @@ def _stop_past_null(
         layers = list(dict.fromkeys(j.layer for j in todo if j.model == model))
         own = {k: f for k in ("image", "audio") if (f := plan.null_files(k)) is not None}  # as validation's
         null = null_thresholds(out, zoo, layers, plan.pairs, rule, plan.seed, own)
-        floor = plan.settings(zoo.kind).stop_rho
         for layer, t in null.items():
-            stops[(model, layer)] = max(t + fraction * (1 - t), floor if floor is not None else -1.0)
+            stops[(model, layer)] = t + fraction * (1 - t)
             log.info("%s %s: the null's threshold is %.4f; each metamer stops at rho >= %.4f (stop_past_null %g)",
-                     model, layer, t, stops[(model, layer)], fraction)  # fmt: skip
+                     model, layer, t, plan.settings(zoo.kind, stops[(model, layer)]).stop_rho, fraction)  # fmt: skip
     return [dataclasses.replace(j, stop_rho=stops[(j.model, j.layer)]) if (j.model, j.layer) in stops else j
             for j in todo]  # fmt: skip
 
