@@ -385,7 +385,13 @@ def _stop_past_null(
         bar.describe(f"nulls of {model}")
         layers = list(dict.fromkeys(j.layer for j in todo if j.model == model))
         own = {k: f for k in ("image", "audio") if (f := plan.null_files(k)) is not None}  # as validation's
-        null = null_thresholds(out, zoo, layers, plan.pairs, rule, plan.seed, own)
+        try:
+            null = null_thresholds(out, zoo, layers, plan.pairs, rule, plan.seed, own)
+        except (OSError, ValueError) as e:  # e.g. no speech synthesiser for the built-in speech null
+            raise RunError(
+                f"stop_past_null needs the null of each of {model}'s generating layers before synthesis, and it could "
+                f"not be computed: {e}. Fix that, or stop on stop_rho alone (remove stop_past_null)."
+            ) from e
         for layer, t in null.items():
             stops[(model, layer)] = t + fraction * (1 - t)
             log.info("%s %s: the null's threshold is %.4f; each metamer stops at rho >= %.4f (stop_past_null %g)",
