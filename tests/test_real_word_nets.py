@@ -11,7 +11,12 @@ from metamers.models import load
 from metamers.noise import pink_noise
 
 REAL = ("word-real-standard", "word-real-reduced-aliasing")
-SEEDS = {"word-real-standard": 0, "word-real-reduced-aliasing": 0, "word-real-standard-seed1": 1}
+SEEDS = {
+    "word-real-standard": 0,
+    "word-real-reduced-aliasing": 0,
+    "word-real-standard-seed1": 1,
+    "word-real-reduced-aliasing-joint": 0,
+}
 RECIPE = ("architecture", "width", "task", "batch_size", "lr", "weight_decay", "lowpass_prob", "lowpass_hz")
 GROUPS = ("test-asterisk", "test-flite", "test-hedgewars", "test-kajongg", "test-klettres")
 
@@ -44,6 +49,22 @@ def test_the_second_seed_has_the_first_ones_recipe_and_accuracy():
     assert {k: second["training"][k] for k in RECIPE} == {k: first["training"][k] for k in RECIPE}
     assert second["corpus"]["hash"] == first["corpus"]["hash"]
     assert abs(first["valid_accuracy"] - second["valid_accuracy"]) <= 0.05
+
+
+def test_the_joint_network_hears_words_and_backgrounds_matched_with_the_word_networks():
+    from metamers.audio.backgrounds import ALL_BACKGROUND_CLASSES
+
+    joint, words = load("word-real-reduced-aliasing-joint"), load("word-real-reduced-aliasing")
+    card = joint.provenance["card"]
+    assert card["task"] == "joint" and joint.labels == words.labels  # its output is the word head
+    assert joint.module.net.logits_background.out_features == len(ALL_BACKGROUND_CLASSES)
+    stopping = ("epochs", "patience", "target_accuracy", "max_minutes")
+    same = {k: v for k, v in card["training"].items() if k not in ("task", "background_weight", *stopping)}
+    theirs = words.provenance["card"]["training"]
+    assert same == {k: theirs[k] for k in same if k in theirs} and card["training"]["background_weight"] == 0.1
+    standard = load("word-real-standard").provenance["card"]
+    assert abs(card["valid_accuracy"] - standard["valid_accuracy"]) <= 0.05
+    assert card["valid_background_accuracy"] > 0.15  # 23 classes: chance 4.3% (23% when shipped)
 
 
 def _clips(package: str) -> tuple[torch.Tensor, list[str]]:

@@ -44,6 +44,7 @@ WORD_NETS = {
     "word-real-reduced-aliasing": "reduced_aliasing",  # matched in validation accuracy to word-real-standard
     "word-real-standard-seed1": "standard",  # the other-seed control, trained to the same validation accuracy
     "word-real-reduced-aliasing-background": "reduced_aliasing",  # the background task: 23 classes, 15 of them real
+    "word-real-reduced-aliasing-joint": "reduced_aliasing",  # the joint task: words and backgrounds, two heads
 }
 RANDOM_TWINS = ("word-standard", "word-reduced-aliasing", "word-real-reduced-aliasing")
 """Word networks registered with a seeded random twin (``<name>-random``); the others share these architectures."""
