@@ -172,6 +172,21 @@ def test_synthesize_sets_a_torn_checkpoint_aside_and_starts_afresh(tmp_path):
     assert r.stop_iteration == [2] and (tmp_path / "c.pt.corrupt").read_bytes() == b"not a checkpoint"
 
 
+def test_a_checkpoint_of_another_synthesis_is_set_aside_and_the_job_starts_over(run_copy):
+    """E.g. stimuli made with another thread count (1e-7 apart): the fingerprint differs; the job must not fail."""
+    (run_copy / RESULT).unlink()
+    rel = "checkpoints/efficientnet-lite0__block_1__b0.pt"
+    (run_copy / rel).parent.mkdir(exist_ok=True)
+    synthesize(three_channel_net(), torch.rand(1, 3, 8, 8), "1", iterations=2, lr=0.01, checkpoint=run_copy / rel,
+               checkpoint_every=1)  # fmt: skip
+    other = (run_copy / rel).read_bytes()
+    summary = run_plan(run_copy, run_copy, progress=False, device="cpu")
+    assert summary["jobs"] == {"done": 1, "failed": 0}
+    assert (run_copy / (rel + ".corrupt")).read_bytes() == other
+    assert SynthesisResult.load(run_copy / RESULT).settings.iterations == 3
+    assert "set aside as efficientnet-lite0__block_1__b0.pt.corrupt" in (run_copy / "run.log").read_text()
+
+
 # ---- case 4: missing media are written again ----
 
 

@@ -27,7 +27,7 @@ from metamers.runs.own import model_spec, register_plan_models
 from metamers.runs.plan import Plan, PlanError
 from metamers.runs.session import Bar
 from metamers.settings import SynthesisSettings
-from metamers.synthesis import SynthesisResult, synthesize
+from metamers.synthesis import CheckpointMismatch, SynthesisResult, synthesize
 
 __all__ = [
     "Job",
@@ -210,17 +210,28 @@ def execute_job(
                 tick(iteration - seen[0])
             seen[0] = iteration
 
-        r = synthesize(
-            zoo.module,
-            x.to(device),
-            job.layer,
-            settings,
-            init=initial_noise(zoo, settings, len(job.names)),
-            checkpoint=ckpt,
-            checkpoint_every=plan.checkpoint_every(job.kind),
-            progress=False,
-            callback=step,
-        )
+        def run() -> SynthesisResult:
+            return synthesize(
+                zoo.module,
+                x.to(device),
+                job.layer,
+                settings,
+                init=initial_noise(zoo, settings, len(job.names)),
+                checkpoint=ckpt,
+                checkpoint_every=plan.checkpoint_every(job.kind),
+                progress=False,
+                callback=step,
+            )
+
+        try:
+            r = run()
+        except CheckpointMismatch:
+            # a checkpoint of another synthesis of this job: the plan's settings changed, or its stimuli were made
+            # with another thread count (they differ by ~1e-7, and the checkpoint's fingerprint is exact). Start
+            # over rather than fail on every resume; the old state is kept aside.
+            info["stale_checkpoint"] = set_aside(ckpt).name
+            seen[0] = 0
+            r = run()
         r.extra.update(
             model=zoo.name,
             stimuli=list(job.names),
@@ -277,6 +288,9 @@ def record(job: Job, res: dict, catalog: Catalog, log: logging.Logger, bar: Bar)
         log.error("failed %s%s: %s\n%s", job.name, where, res["error"], res.get("traceback", ""))
         return
     catalog.set_job(job.name, state="done", error=None, finished=time.time(), seconds=res["seconds"])
+    if res.get("stale_checkpoint"):
+        log.warning("%s: its checkpoint was of another synthesis (settings or stimuli changed); set aside as %s and "
+                    "started over", job.name, res["stale_checkpoint"])  # fmt: skip
     rho = ", ".join(f"{v:.3f}" for v in res["rho"])
     if res["reused"]:
         log.info("found finished %s%s: rho at the layer %s", job.name, where, rho)
