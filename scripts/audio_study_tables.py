@@ -8,6 +8,7 @@ were accepted, how many were.  A last table counts the accepted metamers of each
 
     .venv/bin/python scripts/audio_study_tables.py runs/audio-transfer            # every pair
     .venv/bin/python scripts/audio_study_tables.py runs/audio-transfer --readme   # the README's three tables
+    .venv/bin/python scripts/audio_study_tables.py runs/audio-every-stage --others  # every pair but the own ones
     .venv/bin/python scripts/audio_study_tables.py runs/audio-transfer --figure docs/images/audio_study_transfer.png
 
 The figure has one panel per word network (and the other seed's cochleagram view), each generating network's metamers
@@ -112,31 +113,34 @@ def figure(run: Path, path: Path) -> Path:
     return transfer_curves(cells, order, path, title=title)
 
 
-def tables(run: Path, readme: bool = False) -> str:
+def tables(run: Path, readme: bool = False, others: bool = False) -> str:
     layers, cells, accepted = _cells(run)
     out: list[str] = []
     if readme:
         for title, rows in README_TABLES.items():
             out += [f"**{title}**", "", *_table(rows, layers, cells, accepted), ""]
     else:
-        pairs = list(dict.fromkeys((g, r) for g, r, _ in cells))
+        pairs = [p for p in dict.fromkeys((g, r) for g, r, _ in cells) if not (others and p[0] == p[1])]
         out += [*_table(pairs, layers, cells, accepted), ""]
     out += ["**Accepted metamers**", ""]
-    out += ["| generating network | " + " | ".join(f"stage {i + 1}" for i in range(3)) + " |", "|" + " --- |" * 4]
+    width = max((len(v) for v in layers.values()), default=0)
+    out += ["| generating network | " + " | ".join(f"stage {i + 1}" for i in range(width)) + " |"]
+    out.append("|" + " --- |" * (width + 1))
     for gen, lays in layers.items():
         row = [f"{accepted.get((gen, lay), ('?', '?'))[0]}/{accepted.get((gen, lay), ('?', '?'))[1]} "
                f"{lay.replace('net.', '')}" for lay in lays]  # fmt: skip
-        out.append(f"| `{gen}` | " + " | ".join(row) + " |")
+        out.append(f"| `{gen}` | " + " | ".join(row + [""] * (width - len(row))) + " |")
     return "\n".join(out) + "\n"
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path, help="the run directory of plans/audio-transfer.toml")
+    parser.add_argument("run", type=Path, help="the run directory of plans/audio-transfer.toml (or audio-every-stage)")
     parser.add_argument("--readme", action="store_true", help="the README's three tables instead of every pair")
+    parser.add_argument("--others", action="store_true", help="every pair but a network with its own metamers")
     parser.add_argument("--figure", type=Path, help="write the README's figure (PNG) here instead")
     args = parser.parse_args()
     if args.figure:
         print(figure(args.run, args.figure))
     else:
-        print(tables(args.run, args.readme))
+        print(tables(args.run, args.readme, args.others))

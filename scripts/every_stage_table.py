@@ -13,6 +13,7 @@ import statistics
 import sys
 from pathlib import Path
 
+from metamers.models import load
 from metamers.runs.rundir import RunDir
 
 
@@ -24,20 +25,21 @@ def table(run: Path) -> str:
         by.setdefault(m["model"], {}).setdefault(m["stage"], []).append(m)
     if not by:
         sys.exit(f"{run} has no validated metamers yet: run the plan first (`metamers run PLAN --out {run}`).")
-    width = max(len(stages) for stages in by.values())
-    heads = [" / ".join(dict.fromkeys(list(st)[i] for st in by.values() if len(st) > i)) for i in range(width)]
+    # columns are the models' stage lists (`metamers layers` order), so a model that skips a stage leaves it blank
+    full = {model: list(load(model).stages) for model in by}
+    width = max(len(f) for f in full.values())
+    heads = [" / ".join(dict.fromkeys(f[i] for f in full.values() if len(f) > i)) for i in range(width)]
     out = [
         "| generating network | " + " | ".join(f"`{h}`" for h in heads) + " |",
         "| --- | " + " | ".join("---" for _ in range(width)) + " |",
     ]
     for model, stages in by.items():
-        cells = []
-        for ms in stages.values():
+        cells = ["" for _ in range(width)]
+        for stage, ms in stages.items():
             ok = sum(bool(m["accepted"]) for m in ms)
             rho = statistics.median(m["rho_layer"] for m in ms)
             its = statistics.median(m["iterations"] for m in ms)
-            cells.append(f"{ok}/{len(ms)} ({rho:.4f} vs {ms[0]['null_max']:.4f}; {its:.0f})")
-        cells += ["" for _ in range(width - len(cells))]
+            cells[full[model].index(stage)] = f"{ok}/{len(ms)} ({rho:.4f} vs {ms[0]['null_max']:.4f}; {its:.0f})"
         out.append(f"| `{model}` | " + " | ".join(cells) + " |")
     total = sum(len(ms) for stages in by.values() for ms in stages.values())
     ok = sum(bool(m["accepted"]) for stages in by.values() for ms in stages.values() for m in ms)
