@@ -69,7 +69,7 @@ class TrainSettings:
         Joint task only: the background head's loss is scaled by this before it is added to the word head's. With
         equal weights (1.0) the easy background task takes the shared layers first and the word head sat at chance
         (1.0-1.8% validation accuracy after 2-3 epochs, both architectures, against 15-30% for the word task alone);
-        at 0.1 the word head learns as fast as alone. The paper does not give its weighting.
+        at 0.1 it learns nearly as fast as alone. The paper does not give its weighting.
     """
 
     architecture: str = "standard"

@@ -129,11 +129,21 @@ def null_thresholds(
     True
     """
     directory = Path(directory)
-    order = {lay.name: lay for lay in list_layers(zoo.module, zoo.example())}
-    measured = sorted(set(zoo.stages.values()) | set(layers), key=lambda n: order[n].order)
+    measured = _measured(zoo, layers, _layers(zoo))
     nulls = _nulls(zoo, measured, NullStore(directory / "nulls"), n_pairs, seed, NULL_IMAGES, Catalog(directory),
                    null_files)  # fmt: skip
     return {lay: rule.threshold(nulls[lay]) for lay in layers}
+
+
+def _layers(zoo: ZooModel) -> dict:
+    """The model's layers by name (their forward order and feature counts)."""
+    return {lay.name: lay for lay in list_layers(zoo.module, zoo.example())}
+
+
+def _measured(zoo: ZooModel, generation_layers: Sequence[str] | set[str], layers: dict) -> list[str]:
+    """The layers validation measures for a model's metamers: its stages and their generation layers, in forward
+    order (the last is the model's output)."""
+    return sorted(set(zoo.stages.values()) | set(generation_layers), key=lambda n: layers[n].order)
 
 
 def _own_null_source(zoo: ZooModel, n_pairs: int, seed: int, found: StimulusFiles):
@@ -335,10 +345,9 @@ def _validate(
     records, figures = [], []
     for model, model_files in by_model.items():
         zoo = load(model)
-        order = {lay.name: lay for lay in list_layers(zoo.module, zoo.example())}
-        gen_layers = {results[f].layer for f in model_files}
-        measured = sorted(set(zoo.stages.values()) | gen_layers, key=lambda n: order[n].order)
-        logits = max(measured, key=lambda n: order[n].order)
+        order = _layers(zoo)
+        measured = _measured(zoo, {results[f].layer for f in model_files}, order)
+        logits = measured[-1]
         nulls = _nulls(zoo, measured, store, n_pairs, seed, images, catalog, null_files)
         grid: dict[str, dict[str, list[float]]] = {}
         for f in sorted(model_files, key=lambda f: order[results[f].layer].order):
