@@ -206,18 +206,18 @@ class Plan:
         preset = s.pop("preset", _DEFAULT_PRESET[kind])
         return SynthesisSettings.preset(preset, **{"seed": self.seed, **s})
 
+    def _synthesis_table(self, kind: str) -> dict:
+        """The synthesis table of ``kind``: its modality's, with a cochleagram view's changes on top."""
+        return {**self.synthesis.get(_modality(kind), {}), **self.synthesis.get(kind, {})}
+
     def checkpoint_every(self, kind: str) -> int:
         """Iterations between checkpoints of a running job of ``kind``."""
-        table = {**self.synthesis.get(_modality(kind), {}), **self.synthesis.get(kind, {})}
-        return int(table.get("checkpoint_every", 500))
+        return int(self._synthesis_table(kind).get("checkpoint_every", 500))
 
     def stop_past_null(self, kind: str) -> float | None:
         """The fraction of the gap between the null's threshold and 1 that a metamer of ``kind`` closes before it
         stops (``stop_past_null`` of its synthesis table), or None to stop on the settings alone."""
-        table = {**self.synthesis.get(_modality(kind), {})}
-        if kind == "cochleagram":
-            table.update(self.synthesis.get("cochleagram", {}))
-        value = table.get("stop_past_null")
+        value = self._synthesis_table(kind).get("stop_past_null")
         return None if value is None else float(value)
 
     def files(self, kind: str) -> StimulusFiles | None:

@@ -364,6 +364,15 @@ def _session(
     return summary
 
 
+def _validation_inputs(plan: Plan) -> tuple:
+    """The plan's acceptance rule and its own null sets per modality: what validation uses, and what a stop past
+    the null must use too, so that validation reuses the nulls computed before synthesis."""
+    from metamers.validation import AcceptanceRule
+
+    rule = AcceptanceRule(same_label=plan.same_label, null_percentile=plan.percentile)
+    return rule, {k: f for k in ("image", "audio") if (f := plan.null_files(k)) is not None}
+
+
 def _stop_past_null(
     plan: Plan, zoos: dict[str, ZooModel], todo: list[Job], out: Path, bar: Bar, log: logging.Logger
 ) -> list[Job]:
@@ -373,9 +382,8 @@ def _stop_past_null(
     import dataclasses
 
     from metamers.runs.validate import null_thresholds
-    from metamers.validation import AcceptanceRule
 
-    rule = AcceptanceRule(same_label=plan.same_label, null_percentile=plan.percentile)
+    rule, own = _validation_inputs(plan)
     stops: dict[tuple[str, str], float] = {}
     for model in dict.fromkeys(j.model for j in todo):
         zoo = zoos[model]
@@ -384,7 +392,6 @@ def _stop_past_null(
             continue
         bar.describe(f"nulls of {model}")
         layers = list(dict.fromkeys(j.layer for j in todo if j.model == model))
-        own = {k: f for k in ("image", "audio") if (f := plan.null_files(k)) is not None}  # as validation's
         try:
             null = null_thresholds(out, zoo, layers, plan.pairs, rule, plan.seed, own)
         except (OSError, ValueError) as e:  # e.g. no speech synthesiser for the built-in speech null
@@ -407,7 +414,6 @@ def _steps(
     from metamers.report.html import write_report
     from metamers.runs.transfer import transfer_dir
     from metamers.runs.validate import validate_dir
-    from metamers.validation import AcceptanceRule
 
     sizes = [(r, (out / r).stat().st_size, (out / r).stat().st_mtime_ns) for r in results]
     keys = {
@@ -438,8 +444,7 @@ def _steps(
         log.info("done %s in %.0f s", name, time.time() - t)
         bar.add(extra[name])
 
-    rule = AcceptanceRule(same_label=plan.same_label, null_percentile=plan.percentile)
-    own_nulls = {k: f for k in ("image", "audio") if (f := plan.null_files(k)) is not None}
+    rule, own_nulls = _validation_inputs(plan)
     step(
         "validate",
         lambda: validate_dir(
