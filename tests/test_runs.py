@@ -276,6 +276,35 @@ def test_a_finished_result_is_reused_whatever_rounding_made_its_stimuli():
     assert not reusable(r, settings, x, ["a", "b"], "other weights")
 
 
+def test_a_result_that_stopped_before_its_cap_is_reused_under_another_cap():
+    """Raising the cap for a network whose late layers need more iterations keeps the metamers that stopped."""
+    import torch
+
+    from metamers.runs.jobs import reusable
+    from metamers.settings import SynthesisSettings
+    from metamers.synthesis import synthesize
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 4))
+    x = torch.rand(2, 3, 2, 2)
+    settings = SynthesisSettings(iterations=40, lr=0.05, stop_rho=0.5, check_every=5)
+    stopped = synthesize(net, x, "1", settings)
+    assert max(stopped.stop_iteration) < 40  # the rule stopped both
+    stopped.extra.update(stimuli=["a", "b"], weights_id="w")
+    assert reusable(stopped, settings.replace(iterations=400), x, ["a", "b"], "w")
+    assert not reusable(stopped, settings.replace(iterations=max(stopped.stop_iteration)), x, ["a", "b"], "w")
+    assert not reusable(stopped, settings.replace(iterations=400, lr=0.01), x, ["a", "b"], "w")  # another change
+    # stopped by the check made at its cap (iteration 3 is no multiple of check_every): not at that point later
+    capped = synthesize(net, x, "1", settings.replace(iterations=3))
+    capped.extra.update(stimuli=["a", "b"], weights_id="w")
+    assert max(capped.stop_iteration) == 3
+    assert not reusable(capped, settings.replace(iterations=40), x, ["a", "b"], "w")
+    ran_out = synthesize(net, x, "1", settings.replace(iterations=2, stop_rho=1.0))  # more would change it
+    ran_out.extra.update(stimuli=["a", "b"], weights_id="w")
+    assert ran_out.stop_reason == ["completed", "completed"]
+    assert not reusable(ran_out, settings.replace(iterations=40, stop_rho=1.0), x, ["a", "b"], "w")
+
+
 def test_stop_past_null_stops_each_metamer_past_its_layers_null_which_validation_then_reuses(tmp_path):
     """An untrained network's null is high (0.97-0.99 at its deep layers): a fixed stop_rho can lie inside it."""
     from metamers.synthesis import SynthesisResult
@@ -321,6 +350,41 @@ def test_stop_past_null_without_a_stop_rho_of_its_own_stops_at_the_nulls_rho_alo
         {"model": [{"name": "m", "layers": ["x"]}], "synthesis": {"audio": {"stop_past_null": 0.9, "stop_rho": 0.99}}}
     )
     assert floored.settings("audio", null_stop=0.95).stop_rho == 0.99
+
+
+def test_a_models_own_synthesis_table_changes_its_settings_alone():
+    plan = parse_plan(
+        {"model": [{"name": "a"}, {"name": "b", "synthesis": {"iterations": 900, "checkpoint_every": 7}}],
+         "synthesis": {"audio": {"iterations": 300, "lr": 0.002, "stop_past_null": 0.9}}}
+    )  # fmt: skip
+    assert plan.settings("audio", model="a").iterations == 300 and plan.checkpoint_every("audio", "a") == 500
+    b = plan.settings("audio", null_stop=0.95, model="b")
+    assert (b.iterations, b.lr, b.stop_rho) == (900, 0.002, 0.95)  # the rest of the table still applies
+    assert plan.checkpoint_every("audio", "b") == 7 and plan.stop_past_null("audio", "b") == 0.9
+    assert parse_plan(tomllib.loads(plan_toml(plan))) == plan
+    # a model without changes is written as before they existed, so older run directories still resume
+    keys = [sorted(m) for m in plan.to_dict()["models"]]
+    assert keys == [["layers", "name", "spec"], ["layers", "name", "spec", "synthesis"]]
+    with pytest.raises(PlanError, match=r"unknown key\(s\) step in model b synthesis"):
+        parse_plan({"model": [{"name": "b", "synthesis": {"step": 1}}]})
+    with pytest.raises(PlanError, match="model b synthesis must be a table"):
+        parse_plan({"model": [{"name": "b", "synthesis": 5}]})
+
+
+def test_a_run_synthesizes_with_each_models_own_settings_and_says_so(tmp_path):
+    from metamers.synthesis import SynthesisResult
+
+    text = TINY.format(iterations=4).replace('layers = ["block_1", "block_2"]', 'layers = ["block_1"]')
+    (tmp_path / "plan.toml").write_text(text + "synthesis = { iterations = 2 }\n")
+    out = tmp_path / "run"
+    assert run_plan(tmp_path / "plan.toml", out, progress=False)["jobs"] == {"done": 2, "failed": 0}
+    r = SynthesisResult.load(out / "results" / "efficientnet-lite0__block_1__b0.safetensors")
+    assert r.settings.iterations == 2 and r.settings.lr == 0.02  # its own cap, the rest of the table
+    page = (out / "report.html").read_text()
+    assert "efficientnet-lite0&#x27;s metamers had their own settings: iterations = 2" in page
+    (tmp_path / "bad.toml").write_text(text + "synthesis = { lr = -1 }\n")
+    with pytest.raises(PlanError, match="model efficientnet-lite0 synthesis: lr must be positive"):
+        run_plan(tmp_path / "bad.toml", tmp_path / "bad")
 
 
 def load_zoo(name):

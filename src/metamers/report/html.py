@@ -252,6 +252,10 @@ def write_report(directory: str | os.PathLike) -> Path:
                 )
             elif s.iterations < PAPER["iterations"]:
                 short.append(f"{kind} metamers ran {s.iterations:,} iterations (the paper: {PAPER['iterations']:,})")
+    for mp in plan.models:
+        if mp.synthesis:
+            changes = ", ".join(f"{k} = {v}" for k, v in mp.synthesis.items())
+            short.append(f"{mp.name}'s metamers had their own settings: {changes}")
     if plan.pairs < PAPER["pairs"]:
         short.append(f"each null has {plan.pairs:,} pairs (the paper: {PAPER['pairs']:,})")
     state = {r["name"]: r["state"] for r in every_job}
@@ -359,6 +363,9 @@ def _settings_text(plan, kinds: dict) -> str:
     for kind in ("image", "audio"):
         if kind in kinds.values():
             lines.append(f"{kind}: {plan.settings(kind).to_json()}")
+    for mp in plan.models:
+        if mp.synthesis:
+            lines.append(f"{mp.name}: its own {', '.join(f'{k} = {v}' for k, v in mp.synthesis.items())}")
     lines.append(
         f"validation: {plan.pairs:,} pairs per null, rho above the {plan.percentile:g}th percentile"
         f"{', same label' if plan.same_label else ''}, judged on {plan.source}"

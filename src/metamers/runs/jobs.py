@@ -89,9 +89,13 @@ def reusable(
     Stimulus values count as the same within :data:`_SAME_STIMULUS` (1e-6): making a stimulus (resampling, setting
     its level) rounds differently with another number of threads, by about 1e-7, and a run resumed with another
     thread count must not redo its finished work. That is 30 times finer than a 16-bit WAV's step and 4000 times
-    finer than an 8-bit PNG's."""
+    finer than an 8-bit PNG's.
+
+    A result made with another cap on the iterations is the same synthesis when every metamer stopped by the
+    plan's rule before either cap: the path of an optimisation does not depend on its cap, so raising the cap for
+    the metamers that did not stop keeps those that did."""
     return (
-        result.settings == settings
+        _same_synthesis(result, settings)
         and result.extra.get("stimuli") == list(names)
         and result.stimuli.shape == stimuli.shape
         and torch.allclose(result.stimuli.float(), stimuli.float(), rtol=0.0, atol=_SAME_STIMULUS)
@@ -100,6 +104,16 @@ def reusable(
 
 
 _SAME_STIMULUS = 1e-6
+
+
+def _same_synthesis(result: SynthesisResult, settings: SynthesisSettings) -> bool:
+    """The same settings, or settings that differ in the cap alone, with every item stopped before both caps."""
+    if result.settings == settings:
+        return True
+    if result.settings.replace(iterations=settings.iterations) != settings:
+        return False
+    stopped = all(reason != "completed" for reason in result.stop_reason)
+    return stopped and max(result.stop_iteration) < min(result.settings.iterations, settings.iterations)
 
 
 def fingerprint(*parts: object) -> str:
@@ -189,7 +203,7 @@ def execute_job(
     info = {"pid": os.getpid(), "host": socket.gethostname(), "reused": False, "rho": [], "error": None}
     try:
         zoo, x = _job_inputs(job, plan)
-        settings = plan.settings(job.kind, null_stop=job.stop_rho).replace(seed=plan.seed + job.batch)
+        settings = plan.settings(job.kind, null_stop=job.stop_rho, model=job.model).replace(seed=plan.seed + job.batch)
         if zoo.kind == "cochleagram":  # a cochleagram is bounded below by 0, not a waveform's [-1, 1]
             settings = settings.replace(bounds=zoo.bounds)
         path = out / job.result
@@ -218,7 +232,7 @@ def execute_job(
                 settings,
                 init=initial_noise(zoo, settings, len(job.names)),
                 checkpoint=ckpt,
-                checkpoint_every=plan.checkpoint_every(job.kind),
+                checkpoint_every=plan.checkpoint_every(job.kind, job.model),
                 progress=False,
                 callback=step,
             )

@@ -107,6 +107,8 @@ spaces = ["imagenet", "16-way"]   # label spaces for images; audio is judged in 
 [[model]]
 name = "efficientnet-lite0" # a zoo name (`metamers models`); a word network + ":cochleagram" is its cochleagram view
 layers = "stages"           # "stages" (the model's default stages) or a list of stage or layer names
+# synthesis = { iterations = 6000 }  # changes to its kind's [synthesis] table for this model alone (any key of
+                            # that table, e.g. a higher cap for a network whose late layers converge slowly)
 
 # Your own model: name it and say how to build it (paths relative to this file).
 # [[model]]
@@ -125,7 +127,7 @@ _TOP = {"name", "seed", "batch", "stimuli", "synthesis", "validation", "transfer
 _STIMULI = {"images", "words", "speech", "image_labels", "sounds", "sound_labels"}
 _VALIDATION = {"pairs", "percentile", "same_label", "source", "null_images", "null_sounds"}
 _TRANSFER = {"recognizers", "spaces"}
-_MODEL = {"name", "layers"} | MODEL_KEYS
+_MODEL = {"name", "layers", "synthesis"} | MODEL_KEYS
 _SETTINGS = set(SynthesisSettings.__dataclass_fields__)
 _SPEECH = ("recorded", "espeak-ng", "flite")
 _DEFAULT_PRESET = {"image": "fidelity", "audio": "feather2019_audio"}
@@ -141,12 +143,14 @@ class ModelPlan:
     """A generating model and its generation layers (``("stages",)`` means the model's default stages).
 
     ``spec`` holds a user's own model (``module``, ``weights``, ``input_shape``, ... as plain data with absolute
-    paths; :mod:`metamers.runs.own`), None for a zoo model.
+    paths; :mod:`metamers.runs.own`), None for a zoo model. ``synthesis`` holds this model's changes to its kind's
+    synthesis table (e.g. ``{"iterations": 1200}``), None for none.
     """
 
     name: str
     layers: tuple[str, ...] = ("stages",)
     spec: dict | None = None
+    synthesis: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -183,16 +187,14 @@ class Plan:
     null_images: str | None = None  # the null's source, instead of the built-in pictures
     null_sounds: str | None = None  # instead of the built-in speech clips
 
-    def settings(self, kind: str, null_stop: float | None = None) -> SynthesisSettings:
-        """The synthesis settings of ``kind`` ("image" or "audio"; "cochleagram" takes the audio ones).
+    def settings(self, kind: str, null_stop: float | None = None, model: str | None = None) -> SynthesisSettings:
+        """The synthesis settings of ``kind`` ("image" or "audio"; "cochleagram" takes the audio ones), with the
+        changes of the plan's ``model`` on top when it is given (its ``[[model]]`` table's ``synthesis``).
 
         With ``stop_past_null`` in the table, ``null_stop`` is the rho a job's layer asks from its null (the run
         computes it): ``stop_rho`` becomes the higher of it and the table's ``stop_rho``. Without it (no null yet),
         a table with no ``stop_rho`` of its own gets 1.0, a stop no metamer reaches."""
-        s = dict(self.synthesis.get(_modality(kind), {}))
-        if kind == "cochleagram":
-            s.pop("stop_on", None)  # how a waveform's file holds it says nothing of how a cochleagram is judged
-            s.update(self.synthesis.get("cochleagram", {}))
+        s = self._synthesis_table(kind, model)
         if "stop_on" not in s:  # the fidelity test judges what validation will: the PNG, the WAV, the cochleagram
             s["stop_on"] = modality(kind).resolution
         kind = _modality(kind)
@@ -206,18 +208,27 @@ class Plan:
         preset = s.pop("preset", _DEFAULT_PRESET[kind])
         return SynthesisSettings.preset(preset, **{"seed": self.seed, **s})
 
-    def _synthesis_table(self, kind: str) -> dict:
-        """The synthesis table of ``kind``: its modality's, with a cochleagram view's changes on top."""
-        return {**self.synthesis.get(_modality(kind), {}), **self.synthesis.get(kind, {})}
+    def _synthesis_table(self, kind: str, model: str | None = None) -> dict:
+        """The synthesis table of ``kind``: its modality's, with a cochleagram view's changes on top, then those of
+        the plan's ``model`` (if given)."""
+        s = dict(self.synthesis.get(_modality(kind), {}))
+        if kind == "cochleagram":
+            s.pop("stop_on", None)  # how a waveform's file holds it says nothing of how a cochleagram is judged
+            s.update(self.synthesis.get("cochleagram", {}))
+        for mp in self.models:
+            if mp.name == model:
+                s.update(mp.synthesis or {})
+        return s
 
-    def checkpoint_every(self, kind: str) -> int:
-        """Iterations between checkpoints of a running job of ``kind``."""
-        return int(self._synthesis_table(kind).get("checkpoint_every", 500))
+    def checkpoint_every(self, kind: str, model: str | None = None) -> int:
+        """Iterations between checkpoints of a running job of ``kind`` (of the plan's ``model``, if given)."""
+        return int(self._synthesis_table(kind, model).get("checkpoint_every", 500))
 
-    def stop_past_null(self, kind: str) -> float | None:
-        """The fraction of the gap between the null's threshold and 1 that a metamer of ``kind`` closes before it
-        stops (``stop_past_null`` of its synthesis table), or None to stop on the settings alone."""
-        value = self._synthesis_table(kind).get("stop_past_null")
+    def stop_past_null(self, kind: str, model: str | None = None) -> float | None:
+        """The fraction of the gap between the null's threshold and 1 that a metamer of ``kind`` (of the plan's
+        ``model``, if given) closes before it stops (``stop_past_null`` of its synthesis table), or None to stop on
+        the settings alone."""
+        value = self._synthesis_table(kind, model).get("stop_past_null")
         return None if value is None else float(value)
 
     def files(self, kind: str) -> StimulusFiles | None:
@@ -251,14 +262,17 @@ class Plan:
     def from_dict(cls, d: dict) -> Plan:
         """The inverse of :meth:`to_dict`."""
         d = dict(d)
-        models = tuple(ModelPlan(m["name"], tuple(m["layers"]), m.get("spec")) for m in d.pop("models"))
+        models = tuple(
+            ModelPlan(m["name"], tuple(m["layers"]), m.get("spec"), m.get("synthesis")) for m in d.pop("models")
+        )
         tuples = {k: tuple(d[k]) for k in ("images", "words", "recognizers", "spaces") if k in d}
         return cls(models=models, **{**d, **tuples})
 
     def to_dict(self) -> dict:
         """The plan as plain data (what ``plan.json`` holds; two plans are the same experiment if these are equal)."""
         d = asdict(self)
-        d["models"] = [asdict(m) for m in self.models]
+        # a model without synthesis changes is written as before they existed, so older run directories resume
+        d["models"] = [{k: v for k, v in asdict(m).items() if k != "synthesis" or v} for m in self.models]
         return d
 
 
@@ -336,6 +350,29 @@ def _names(value: object, defaults: tuple[str, ...], known: Mapping | tuple, wha
     return names
 
 
+def _synthesis_changes(s: object, where: str, kind: str | None) -> dict:
+    """One synthesis table, checked: its keys, ``stop_past_null``, ``checkpoint_every`` and ``preset``."""
+    _table(s, where)
+    _check_keys(s, _SETTINGS | {"preset", "checkpoint_every", "stop_past_null"}, where)
+    s = dict(s)
+    if "stop_past_null" in s:
+        f = s["stop_past_null"]
+        if isinstance(f, bool) or not isinstance(f, int | float) or not 0 < f < 1:
+            raise PlanError(
+                f"{where} stop_past_null = {f!r}: give the fraction of the gap between the null and 1 that a "
+                "metamer must close before it stops, between 0 and 1 (e.g. 0.9)."
+            )
+    if isinstance(s.get("bounds"), list):
+        s["bounds"] = tuple(s["bounds"])
+    if "checkpoint_every" in s:
+        _int(s["checkpoint_every"], f"{where} checkpoint_every", least=1)
+    if "preset" in s or kind is not None:
+        preset = s.get("preset", _DEFAULT_PRESET[_modality(kind or "image")])
+        if not isinstance(preset, str) or preset not in PRESETS:
+            raise PlanError(f"{where} preset {preset!r} is unknown; choose from {', '.join(PRESETS)}.")
+    return s
+
+
 def _synthesis(table: Mapping) -> dict:
     _check_keys(
         table,
@@ -343,27 +380,7 @@ def _synthesis(table: Mapping) -> dict:
         "[synthesis] (use [synthesis.image], [synthesis.audio] and "
         "[synthesis.cochleagram], which changes the audio settings for cochleagram views)",
     )
-    out = {}
-    for kind, s in table.items():
-        _table(s, f"[synthesis.{kind}]")
-        _check_keys(s, _SETTINGS | {"preset", "checkpoint_every", "stop_past_null"}, f"[synthesis.{kind}]")
-        s = dict(s)
-        if "stop_past_null" in s:
-            f = s["stop_past_null"]
-            if isinstance(f, bool) or not isinstance(f, int | float) or not 0 < f < 1:
-                raise PlanError(
-                    f"[synthesis.{kind}] stop_past_null = {f!r}: give the fraction of the gap between the null and "
-                    "1 that a metamer must close before it stops, between 0 and 1 (e.g. 0.9)."
-                )
-        if isinstance(s.get("bounds"), list):
-            s["bounds"] = tuple(s["bounds"])
-        if "checkpoint_every" in s:
-            _int(s["checkpoint_every"], f"[synthesis.{kind}] checkpoint_every", least=1)
-        preset = s.get("preset", _DEFAULT_PRESET[_modality(kind)])
-        if not isinstance(preset, str) or preset not in PRESETS:
-            raise PlanError(f"[synthesis.{kind}] preset {preset!r} is unknown; choose from {', '.join(PRESETS)}.")
-        out[kind] = s
-    return out
+    return {kind: _synthesis_changes(s, f"[synthesis.{kind}]", kind) for kind, s in table.items()}
 
 
 def _is_zoo_name(name: str) -> bool:
@@ -396,7 +413,10 @@ def _models(models: object, base: Path | None) -> tuple[ModelPlan, ...]:
             raise PlanError(
                 f"model {name} builds your own network but {name} is a zoo model's name: name it otherwise."
             )
-        plans.append(ModelPlan(name, _strings(layers, f"model {name} layers"), spec))
+        synthesis = m.get("synthesis")
+        if synthesis is not None:
+            synthesis = _synthesis_changes(synthesis, f"model {name} synthesis", None) or None
+        plans.append(ModelPlan(name, _strings(layers, f"model {name} layers"), spec, synthesis))
     names = [p.name for p in plans]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
@@ -568,4 +588,6 @@ def plan_toml(plan: Plan) -> str:
         lines += ["", "[[model]]", f"name = {_toml_value(m.name)}"]
         lines.append(f"layers = {_toml_value(m.layers[0] if m.layers == ('stages',) else m.layers)}")
         lines += [f"{k} = {_toml_value(v)}" for k, v in (m.spec or {}).items()]
+        if m.synthesis:
+            lines.append(f"synthesis = {_toml_value(m.synthesis)}")
     return "\n".join(lines) + "\n"

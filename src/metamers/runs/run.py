@@ -158,7 +158,7 @@ def _jobs(plan: Plan, zoos: dict[str, ZooModel], batch: int) -> list[Job]:
         zoo = zoos[mp.name]
         names = plan.stimuli(zoo.kind)
         batches = [names[i : i + batch] for i in range(0, len(names), batch)]
-        iterations = plan.settings(zoo.kind).iterations
+        iterations = plan.settings(zoo.kind, model=mp.name).iterations
         for stage, layer in _stages(zoo, mp):
             for k, b in enumerate(batches):
                 jobs.append(Job(zoo.name, zoo.kind, stage, layer, k, tuple(b), iterations))
@@ -229,8 +229,12 @@ def run_plan(
     device = str(resolve_device(device if executor == "local" else None))  # Ray: each worker decides
     register_plan_models(plan)
     zoos = {mp.name: load_model(mp.name) for mp in plan.models}
-    for mp in plan.models:  # every layer exists: checked before anything is written
-        _stages(zoos[mp.name], mp)
+    for mp in plan.models:  # every layer exists, every model's own settings make sense: checked before anything
+        _stages(zoos[mp.name], mp)  # is written
+        try:
+            plan.settings(zoos[mp.name].kind, model=mp.name)
+        except (TypeError, ValueError) as e:
+            raise PlanError(f"model {mp.name} synthesis: {e}") from e
     _check_recognizers(plan, zoos)
     out.mkdir(parents=True, exist_ok=True)
     with run_lock(out):
@@ -387,7 +391,7 @@ def _stop_past_null(
     stops: dict[tuple[str, str], float] = {}
     for model in dict.fromkeys(j.model for j in todo):
         zoo = zoos[model]
-        fraction = plan.stop_past_null(zoo.kind)
+        fraction = plan.stop_past_null(zoo.kind, model)
         if fraction is None:
             continue
         bar.describe(f"nulls of {model}")
@@ -401,8 +405,9 @@ def _stop_past_null(
             ) from e
         for layer, t in null.items():
             stops[(model, layer)] = t + fraction * (1 - t)
+            stop = plan.settings(zoo.kind, stops[(model, layer)], model).stop_rho
             log.info("%s %s: the null's threshold is %.4f; each metamer stops at rho >= %.4f (stop_past_null %g)",
-                     model, layer, t, plan.settings(zoo.kind, stops[(model, layer)]).stop_rho, fraction)  # fmt: skip
+                     model, layer, t, stop, fraction)  # fmt: skip
     return [dataclasses.replace(j, stop_rho=stops[(j.model, j.layer)]) if (j.model, j.layer) in stops else j
             for j in todo]  # fmt: skip
 
