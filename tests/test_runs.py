@@ -270,6 +270,7 @@ def test_a_finished_result_is_reused_whatever_rounding_made_its_stimuli():
     r = synthesize(net, x, "1", settings)
     r.extra.update(stimuli=["a", "b"], weights_id="w")
     assert reusable(r, settings, x + 1e-7, ["a", "b"], "w")
+    assert reusable(r, settings, x + 3e-6, ["a", "b"], "w")  # a cochleagram's rounding at another thread count
     assert not reusable(r, settings, x + 1e-4, ["a", "b"], "w")  # a different stimulus
     assert not reusable(r, settings, x[:1], ["a"], "w")
     assert not reusable(r, settings.replace(iterations=3), x, ["a", "b"], "w")

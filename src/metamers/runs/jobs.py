@@ -86,10 +86,10 @@ def reusable(
     the same stimuli (names and values) and the same weights (a user who changed their model's weights gets new
     metamers; a result from before weights were recorded counts as the same).
 
-    Stimulus values count as the same within :data:`_SAME_STIMULUS` (1e-6): making a stimulus (resampling, setting
-    its level) rounds differently with another number of threads, by about 1e-7, and a run resumed with another
-    thread count must not redo its finished work. That is 30 times finer than a 16-bit WAV's step and 4000 times
-    finer than an 8-bit PNG's.
+    Stimulus values count as the same within :data:`_SAME_STIMULUS` (1e-5): making a stimulus rounds differently
+    with another number of threads (a waveform's resampling and level by about 1e-7, a cochleagram's FFTs and
+    compression by 2e-6), and a run resumed with another thread count must not redo its finished work. That is 3
+    times finer than a 16-bit WAV's step and 400 times finer than an 8-bit PNG's.
 
     A result made with another cap on the iterations is the same synthesis when every metamer stopped by the
     plan's rule before either cap: the path of an optimisation does not depend on its cap, so raising the cap for
@@ -103,7 +103,7 @@ def reusable(
     )
 
 
-_SAME_STIMULUS = 1e-6
+_SAME_STIMULUS = 1e-5
 
 
 def _same_synthesis(result: SynthesisResult, settings: SynthesisSettings) -> bool:
