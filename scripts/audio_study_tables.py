@@ -7,7 +7,7 @@ accepted metamers that the recognizer gives the clip's word, with its bootstrap 
 were accepted, how many were.  A last table counts the accepted metamers of each generator and stage.
 
     .venv/bin/python scripts/audio_study_tables.py runs/audio-transfer            # every pair
-    .venv/bin/python scripts/audio_study_tables.py runs/audio-transfer --readme   # the README's three tables
+    .venv/bin/python scripts/audio_study_tables.py runs/audio-transfer --readme   # the README's four tables
     .venv/bin/python scripts/audio_study_tables.py runs/audio-every-stage --others  # every pair but the own ones
     .venv/bin/python scripts/audio_study_tables.py runs/audio-transfer --figure docs/images/audio_study_transfer.png
 
@@ -25,6 +25,7 @@ from metamers.runs.rundir import RunDir
 S = "word-real-standard"
 RA = "word-real-reduced-aliasing"
 SEED1 = "word-real-standard-seed1"
+YAMNET = "yamnet"
 
 README_TABLES = {
     "Figure 4 (network side): which networks' metamers the word networks hear as words": [
@@ -53,6 +54,18 @@ README_TABLES = {
         (S, SEED1),
         (f"{S}:cochleagram", f"{SEED1}:cochleagram"),
     ],
+    "An AudioSet network beside the word networks: YAMNet hears their metamers as speech, they hear its metamers as "
+    "words": [
+        (S, YAMNET),
+        (RA, YAMNET),
+        (f"{RA}-random", YAMNET),
+        (f"{RA}-background", YAMNET),
+        (f"{RA}-joint", YAMNET),
+        (SEED1, YAMNET),
+        (YAMNET, S),
+        (YAMNET, RA),
+        (YAMNET, SEED1),
+    ],
 }
 
 
@@ -73,7 +86,7 @@ def _cells(run: Path) -> tuple[dict, dict, dict]:
 
 
 def _table(rows: list[tuple[str, str]], layers: dict, cells: dict, accepted: dict) -> list[str]:
-    width = max((len(v) for v in layers.values()), default=0)
+    width = max((len(layers[g]) for g, _ in rows if g in layers), default=0)  # as wide as its own generators
     head = ["generating network", "recognized by", *(f"stage {i + 1}" for i in range(width)), "natural clips"]
     out = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for gen, rec in rows:
@@ -104,7 +117,7 @@ def figure(run: Path, path: Path) -> Path:
     recognizers = (S, RA, SEED1, f"{SEED1}:cochleagram")
     rows = [r for r in RunDir(run).transfer() if r["proportion"] is not None and r["recognizer"] in recognizers]
     cells = [TransferCell(**{**r, "own": bool(r["own"])}) for r in rows]
-    cells = [c for c in cells if not c.own]
+    cells = [c for c in cells if not c.own and c.generator != YAMNET]  # the word networks' stages only
     cells.sort(key=lambda c: (recognizers.index(c.recognizer), c.generator))
     order = {"conv_1": 0, "pool_1": 0, "conv_3": 1, "fc_intermediate": 2}
     order.update({f"net.{k}": v for k, v in order.items()})
@@ -136,7 +149,7 @@ def tables(run: Path, readme: bool = False, others: bool = False) -> str:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="the run directory of plans/audio-transfer.toml (or audio-every-stage)")
-    parser.add_argument("--readme", action="store_true", help="the README's three tables instead of every pair")
+    parser.add_argument("--readme", action="store_true", help="the README's four tables instead of every pair")
     parser.add_argument("--others", action="store_true", help="every pair but a network with its own metamers")
     parser.add_argument("--figure", type=Path, help="write the README's figure (PNG) here instead")
     args = parser.parse_args()
