@@ -254,8 +254,7 @@ def write_report(directory: str | os.PathLike) -> Path:
                 short.append(f"{kind} metamers ran {s.iterations:,} iterations (the paper: {PAPER['iterations']:,})")
     for mp in plan.models:
         if mp.synthesis:
-            changes = ", ".join(f"{k} = {v}" for k, v in mp.synthesis.items())
-            short.append(f"{mp.name}'s metamers had their own settings: {changes}")
+            short.append(f"{mp.name}'s metamers had their own settings: {_own_settings(mp)}")
     if plan.pairs < PAPER["pairs"]:
         short.append(f"each null has {plan.pairs:,} pairs (the paper: {PAPER['pairs']:,})")
     state = {r["name"]: r["state"] for r in every_job}
@@ -358,6 +357,11 @@ def write_report(directory: str | os.PathLike) -> Path:
     return atomic_write(directory / "report.html", "".join(parts))
 
 
+def _own_settings(mp) -> str:
+    """A plan model's own synthesis changes, as ``key = value`` pairs."""
+    return ", ".join(f"{k} = {v}" for k, v in mp.synthesis.items())
+
+
 def _settings_text(plan, kinds: dict) -> str:
     lines = []
     for kind in ("image", "audio"):
@@ -365,7 +369,7 @@ def _settings_text(plan, kinds: dict) -> str:
             lines.append(f"{kind}: {plan.settings(kind).to_json()}")
     for mp in plan.models:
         if mp.synthesis:
-            lines.append(f"{mp.name}: its own {', '.join(f'{k} = {v}' for k, v in mp.synthesis.items())}")
+            lines.append(f"{mp.name}: its own {_own_settings(mp)}")
     lines.append(
         f"validation: {plan.pairs:,} pairs per null, rho above the {plan.percentile:g}th percentile"
         f"{', same label' if plan.same_label else ''}, judged on {plan.source}"
