@@ -271,7 +271,8 @@ def execute_job(
 
 def _spec_of(plan: Plan, model: str) -> dict | None:
     """The user-model spec a result records (None for a zoo model): the result then names how to build its model."""
-    spec = next((mp.spec for mp in plan.models if mp.name == model), None)
+    found = plan.model(model)
+    spec = found.spec if found else None
     return model_spec(model, spec).to_dict() if spec else None
 
 

@@ -215,10 +215,13 @@ class Plan:
         if kind == "cochleagram":
             s.pop("stop_on", None)  # how a waveform's file holds it says nothing of how a cochleagram is judged
             s.update(self.synthesis.get("cochleagram", {}))
-        for mp in self.models:
-            if mp.name == model:
-                s.update(mp.synthesis or {})
+        found = self.model(model) if model is not None else None
+        s.update((found.synthesis if found else None) or {})
         return s
+
+    def model(self, name: str) -> ModelPlan | None:
+        """The plan's generating model called ``name``, or None (e.g. a recognizer that generates nothing)."""
+        return next((mp for mp in self.models if mp.name == name), None)
 
     def checkpoint_every(self, kind: str, model: str | None = None) -> int:
         """Iterations between checkpoints of a running job of ``kind`` (of the plan's ``model``, if given)."""
